@@ -1,0 +1,7 @@
+"""The Lightning adapters: PINNModule, metrics, callbacks and loggers."""
+
+from lightning_pinn.lightning.callbacks import SolutionFigure
+from lightning_pinn.lightning.metrics import RelativeL2Error, relative_l2_error
+from lightning_pinn.lightning.module import NonFiniteLossError, PINNModule
+
+__all__ = ["NonFiniteLossError", "PINNModule", "RelativeL2Error", "SolutionFigure", "relative_l2_error"]

@@ -1,0 +1,338 @@
+"""``PINNModule``: a LightningModule that trains a network to satisfy a problem's equations and conditions."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from lightning_pinn.config import build, build_factory, config_of, to_plain
+from lightning_pinn.lightning.metrics import RelativeL2Error
+from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.problem.spec import Problem
+from lightning_pinn.residuals import parameter_values, residuals, weighted_total
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; the message names the term and the step."""
+
+
+class _Steps(IterableDataset):
+    """An endless stream of step numbers: the training 'data' of a PINN, whose points are drawn in the step."""
+
+    def __iter__(self):
+        return itertools.count()
+
+
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3}
+DEFAULT_LBFGS = {
+    "_target_": "torch.optim.LBFGS",
+    "lr": 1.0,
+    "max_iter": 50,
+    "history_size": 50,
+    "line_search_fn": "strong_wolfe",
+    "tolerance_grad": 1e-12,
+    "tolerance_change": 1e-14,
+}
+
+
+class PINNModule(pl.LightningModule):
+    """Trains ``net`` so that its fields satisfy ``problem``: residual losses on collocation points.
+
+    One training step draws (or reuses) the collocation points of every point set,
+    evaluates each equation and condition residual with derivatives from autograd,
+    logs ``train/<term>`` and ``train/loss`` once per optimizer step, and returns
+    the weighted total. Validation scores the fields against ``problem.reference``
+    on a grid (``val/rel_l2_<field>``).
+
+    Args:
+        problem: a :class:`Problem`, or its config (``_target_: lightning_pinn.Problem``).
+        net: any ``nn.Module`` mapping ``(N, n_coords) -> (N, n_fields)``, or its config;
+            a config gets ``in_features``, ``out_features`` and ``bounds`` filled from the
+            problem when its target accepts them and the config does not set them.
+        optimizer: a config (``_target_: torch.optim.Adam``) or a callable ``params -> Optimizer``.
+        scheduler: ``None``, or a config or callable ``optimizer -> LRScheduler``, stepped every step.
+        lbfgs_from_step: switch to L-BFGS at this global step (``None``: never).
+        lbfgs: the L-BFGS optimizer (config or callable); strong Wolfe line search by default.
+        sampler: collocation sampling method (``uniform``, ``lhs``, ``sobol``, ``halton``, ``grid``).
+        resample_every: draw fresh collocation points every this many steps (0: draw once).
+        seed: seed of the point streams; DDP rank ``r`` uses ``seed + r``.
+        validation_grid: points per coordinate of the validation grid, an int for all or
+            ``{coord: n}``; used when the problem has a reference.
+        validation_batch_size: grid points per validation batch.
+
+    Methods a subclass overrides:
+        ``forward(coords)``: fields at points (default ``net(coords)``); use it for output
+        transforms. ``residuals(points)``: per-point residuals per term; call ``super()``
+        and add Python residuals. ``total_loss(terms)``: how terms combine.
+
+    Example:
+        >>> from lightning_pinn import MLP, Problem
+        >>> problem = Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x - u"},
+        ...                   conditions={"start": {"region": "x=0", "residual": "u - 1", "points": 1}})
+        >>> module = PINNModule(problem, MLP(1, 1, width=8, depth=2))
+        >>> sorted(module.loss_terms(module.draw_points()))
+        ['ode', 'start']
+    """
+
+    def __init__(
+        self,
+        problem: Problem | Mapping[str, Any],
+        net: nn.Module | Mapping[str, Any],
+        optimizer: Any = None,
+        scheduler: Any = None,
+        lbfgs_from_step: int | None = None,
+        lbfgs: Any = None,
+        sampler: str = "sobol",
+        resample_every: int = 0,
+        seed: int = 0,
+        validation_grid: int | Mapping[str, int] = 101,
+        validation_batch_size: int = 8192,
+    ):
+        super().__init__()
+        if problem is None:
+            raise ValueError("problem: this checkpoint holds no problem config; pass problem=... to load_from_checkpoint")
+        if net is None:
+            raise ValueError("net: this checkpoint holds no network config; pass net=... to load_from_checkpoint")
+        self.problem: Problem = build(problem, "problem")
+        if not isinstance(self.problem, Problem):
+            raise ValueError(f"problem: expected a lightning_pinn.Problem but got {type(self.problem).__name__}")
+        self.net: nn.Module = build(
+            net, "net", in_features=self.problem.n_coords, out_features=self.problem.n_fields, bounds=self.problem.bounds
+        )
+        _check_net(self.net, self.problem)
+        self.pde_params = nn.ParameterDict(
+            {name: nn.Parameter(torch.tensor(value)) for name, value in self.problem.learnable.items()}
+        )
+        self._optimizer = build_factory(optimizer if optimizer is not None else DEFAULT_OPTIMIZER, "optimizer")
+        self._scheduler = None if scheduler is None else build_factory(scheduler, "scheduler")
+        self._lbfgs = build_factory(lbfgs if lbfgs is not None else DEFAULT_LBFGS, "lbfgs")
+        if lbfgs_from_step is not None and (isinstance(lbfgs_from_step, bool) or int(lbfgs_from_step) < 0):
+            raise ValueError(f"lbfgs_from_step: expected a non-negative step or null but got {lbfgs_from_step!r}")
+        if isinstance(resample_every, bool) or int(resample_every) < 0:
+            raise ValueError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
+        self.lbfgs_from_step = None if lbfgs_from_step is None else int(lbfgs_from_step)
+        self.resample_every = int(resample_every)
+        self.sampler, self.seed = sampler, int(seed)
+        self.collocation = Collocation(self.problem, sampler, self.seed)
+        self.validation_batch_size = int(validation_batch_size)
+        self._grid_sizes = _grid_sizes(validation_grid, self.problem)
+        self.val_rel_l2 = nn.ModuleDict({field: RelativeL2Error() for field in self.problem.fields})
+        self.phase = "adam"
+        self._points: dict[str, Tensor] | None = None
+        self._drawn_at = -1
+        self._logged_at = -1
+        self.save_hyperparameters(
+            {
+                "problem": config_of(problem),
+                "net": config_of(net),
+                "optimizer": config_of(optimizer),
+                "scheduler": config_of(scheduler),
+                "lbfgs_from_step": lbfgs_from_step,
+                "lbfgs": config_of(lbfgs),
+                "sampler": sampler,
+                "resample_every": resample_every,
+                "seed": seed,
+                "validation_grid": to_plain(validation_grid),
+                "validation_batch_size": validation_batch_size,
+            }
+        )
+
+    # ----- the physics -------------------------------------------------------------------------
+
+    def forward(self, coords: Tensor) -> Tensor:
+        """Fields at ``coords`` of shape ``(N, n_coords)``, coordinates in the problem's order."""
+        return self.net(coords)
+
+    def parameter_values(self) -> dict[str, Any]:
+        """Constant parameters as floats and learnable ones as this module's ``nn.Parameter``s."""
+        return parameter_values(self.problem, self.pde_params)
+
+    def residuals(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Per-point residuals ``{term: (N,)}``; override to add terms written in Python."""
+        return residuals(self.problem, self, points, self.parameter_values())
+
+    def loss_terms(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Unweighted loss terms ``{term: mean(residual**2)}``."""
+        return {name: r.square().mean() for name, r in self.residuals(points).items()}
+
+    def total_loss(self, terms: Mapping[str, Tensor]) -> Tensor:
+        """The weighted sum of the terms (weights from the problem; 1 for terms it does not know)."""
+        known = {k: v for k, v in terms.items() if k in self.problem.terms}
+        extra = [v for k, v in terms.items() if k not in self.problem.terms]
+        return weighted_total(self.problem, known) + sum(extra)
+
+    def draw_points(self) -> dict[str, Tensor]:
+        """A fresh draw of every point set, on this module's device and dtype."""
+        return self.collocation.draw(self.device, self.dtype)
+
+    # ----- training ----------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        """Give each DDP rank its own point streams (seed + rank)."""
+        if self.trainer is not None and self.trainer.world_size > 1:
+            self.collocation = Collocation(self.problem, self.sampler, self.seed + self.global_rank)
+
+    def train_dataloader(self) -> DataLoader:
+        """Step numbers only: points are drawn inside the step, on the module's device."""
+        return DataLoader(_Steps(), batch_size=None)
+
+    def training_points(self) -> dict[str, Tensor]:
+        """The points of this step: drawn on the first step and every ``resample_every`` steps."""
+        step = self.global_step
+        due = self.resample_every and step % self.resample_every == 0 and self._drawn_at != step
+        if self._points is None or due:
+            self._points = self.draw_points()
+            self._drawn_at = step
+        return self._points
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
+        terms = self.loss_terms(self.training_points())
+        loss = self.total_loss(terms)
+        if not torch.isfinite(loss):
+            self._raise_non_finite(terms)
+        if self._logged_at != self.global_step:  # L-BFGS calls this many times per step
+            self._logged_at = self.global_step
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            for name, value in self.pde_params.items():
+                self.log(f"train/param_{name}", value.detach(), on_step=True, on_epoch=False)
+        return loss
+
+    def _raise_non_finite(self, terms: Mapping[str, Tensor]) -> None:
+        bad = [f"{k}={v.item()}" for k, v in terms.items() if not torch.isfinite(v)] or ["the weighted total"]
+        raise NonFiniteLossError(
+            f"loss term {', '.join(bad)} at step {self.global_step} ({self.phase}); training stopped. "
+            "Checkpoints saved before this step are kept. Try a smaller learning rate, float64 "
+            "(trainer.precision=64-true), or smaller loss weights."
+        )
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Switch from the first optimizer to L-BFGS at ``lbfgs_from_step``."""
+        if self.phase == "adam" and self.lbfgs_from_step is not None and self.global_step >= self.lbfgs_from_step:
+            self.phase = "lbfgs"
+            self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
+            self.trainer.strategy.lr_scheduler_configs = []
+            rank_zero_info(f"lightning-pinn: switching to L-BFGS at step {self.global_step}")
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer of the current phase (Adam-like first, L-BFGS after the switch)."""
+        if self.phase == "lbfgs":
+            return self._lbfgs(self.parameters())
+        optimizer = self._optimizer(self.parameters())
+        if self._scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler(optimizer), "interval": "step"}}
+
+    # ----- validation and prediction -----------------------------------------------------------
+
+    def validation_grid(self) -> tuple[np.ndarray, list[int]]:
+        """The validation grid as ``(N, n_coords)`` float64 points and its size per coordinate."""
+        axes = [np.linspace(lo, hi, n) for (lo, hi), n in zip(self.problem.bounds, self._grid_sizes)]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1), list(self._grid_sizes)
+
+    def reference_values(self, points: np.ndarray) -> np.ndarray:
+        """``problem.reference`` at ``points``, as ``(N, n_fields)`` float64."""
+        values = self.problem.reference(**{name: points[:, k] for k, name in enumerate(self.problem.coords)})
+        if isinstance(values, Mapping):
+            values = np.stack([np.asarray(values[f], dtype=np.float64) for f in self.problem.fields], axis=1)
+        values = np.asarray(values, dtype=np.float64).reshape(points.shape[0], -1)
+        if values.shape[1] != self.problem.n_fields:
+            raise ValueError(f"reference: returned {values.shape[1]} columns for fields {list(self.problem.fields)}")
+        return values
+
+    def val_dataloader(self) -> DataLoader | list:
+        """The validation grid with reference values (empty when the problem has no reference)."""
+        if self.problem.reference is None:
+            return []
+        points, _ = self.validation_grid()
+        dataset = TensorDataset(torch.as_tensor(points, dtype=torch.float64),
+                                torch.as_tensor(self.reference_values(points), dtype=torch.float64))
+        return DataLoader(dataset, batch_size=self.validation_batch_size)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Update ``val/rel_l2_<field>`` on a batch of the grid; gradients are enabled for subclasses."""
+        coords, reference = batch
+        with torch.inference_mode(False), torch.enable_grad():
+            prediction = self(coords.clone().to(self.dtype))
+        for k, field in enumerate(self.problem.fields):
+            metric = self.val_rel_l2[field]
+            metric.update(prediction[:, k].detach(), reference[:, k].to(prediction.dtype))
+            self.log(f"val/rel_l2_{field}", metric, on_step=False, on_epoch=True, prog_bar=True)
+
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> Tensor:
+        """Fields at a batch of points (a tensor, or a tuple whose first item is one)."""
+        coords = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(coords.to(self.dtype))
+
+    # ----- checkpoints -------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the optimizer phase, the point streams and the current points."""
+        checkpoint["lightning_pinn"] = {
+            "phase": self.phase,
+            "collocation": self.collocation.state_dict(),
+            "points": None if self._points is None else {k: v.detach().cpu() for k, v in self._points.items()},
+            "drawn_at": self._drawn_at,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built."""
+        state = checkpoint.get("lightning_pinn")
+        if not state:
+            return
+        self.phase = state["phase"]
+        self.collocation.load_state_dict(state["collocation"])
+        self._points = state["points"]
+        self._drawn_at = state["drawn_at"]
+
+    def on_fit_start(self) -> None:
+        """Move restored points to the module's device and dtype."""
+        if self._points is not None:
+            self._points = {k: v.to(self.device, self.dtype) for k, v in self._points.items()}
+
+
+def _check_net(net: nn.Module, problem: Problem) -> None:
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"net: expected a torch.nn.Module but got {type(net).__name__}")
+    param = next(itertools.chain(net.parameters(), net.buffers()), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
+    device = param.device if param is not None else "cpu"
+    probe = torch.zeros(2, problem.n_coords, dtype=dtype, device=device)
+    try:
+        with torch.no_grad():
+            out = net(probe)
+    except Exception as err:
+        raise ValueError(
+            f"net: calling it on points of shape (N, {problem.n_coords}) for coordinates {list(problem.coords)} failed: {err}"
+        ) from err
+    if not isinstance(out, Tensor) or out.shape != (2, problem.n_fields):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"net: maps (N, {problem.n_coords}) points to {shape}, but the problem has {problem.n_fields} "
+            f"field(s) {list(problem.fields)}: expected (N, {problem.n_fields})"
+        )
+
+
+def _grid_sizes(value: int | Mapping[str, int], problem: Problem) -> list[int]:
+    value = to_plain(value)
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(problem.coords)
+        missing = set(problem.coords) - set(value)
+        if unknown or missing:
+            raise ValueError(f"validation_grid: expected a size for each of {list(problem.coords)} but got {dict(value)}")
+        sizes = [value[c] for c in problem.coords]
+    else:
+        sizes = [value] * problem.n_coords
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+            raise ValueError(f"validation_grid: expected integers >= 2 but got {value!r}")
+    return sizes

@@ -1,0 +1,293 @@
+"""The safe expression language: strings like ``u_t + u*u_x - nu*u_xx`` become torch functions.
+
+A string is parsed with :mod:`ast` and checked node by node against a whitelist
+(numbers, names, ``+ - * / **``, unary minus and plus, calls to a fixed table of
+math functions, and ``d(field, coord, ...)``). The checked tree is turned into a
+tree of small Python closures; nothing is ever passed to ``eval`` or ``exec``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+Derivative = tuple[str, tuple[str, ...]]
+"""A partial derivative: field name and the sorted coordinate names it is taken along."""
+
+
+class ExpressionError(ValueError):
+    """A config expression that cannot be compiled; the message names the config key."""
+
+
+def _unary(torch_fn: Callable, math_fn: Callable) -> Callable:
+    def apply(value):
+        return torch_fn(value) if isinstance(value, torch.Tensor) else math_fn(value)
+
+    return apply
+
+
+def _sigmoid(value: float) -> float:
+    return 1.0 / (1.0 + math.exp(-value))
+
+
+def _atan2(a, b):
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        a, b = torch.as_tensor(a), torch.as_tensor(b)
+        return torch.atan2(a, b)
+    return math.atan2(a, b)
+
+
+def _binary_tensor(torch_fn: Callable, python_fn: Callable) -> Callable:
+    def apply(a, b):
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            ref = a if isinstance(a, torch.Tensor) else b
+            return torch_fn(torch.as_tensor(a, dtype=ref.dtype, device=ref.device),
+                            torch.as_tensor(b, dtype=ref.dtype, device=ref.device))
+        return python_fn(a, b)
+
+    return apply
+
+
+FUNCTIONS: dict[str, tuple[int, Callable]] = {
+    "sin": (1, _unary(torch.sin, math.sin)),
+    "cos": (1, _unary(torch.cos, math.cos)),
+    "tan": (1, _unary(torch.tan, math.tan)),
+    "asin": (1, _unary(torch.asin, math.asin)),
+    "acos": (1, _unary(torch.acos, math.acos)),
+    "atan": (1, _unary(torch.atan, math.atan)),
+    "sinh": (1, _unary(torch.sinh, math.sinh)),
+    "cosh": (1, _unary(torch.cosh, math.cosh)),
+    "tanh": (1, _unary(torch.tanh, math.tanh)),
+    "exp": (1, _unary(torch.exp, math.exp)),
+    "log": (1, _unary(torch.log, math.log)),
+    "sqrt": (1, _unary(torch.sqrt, math.sqrt)),
+    "abs": (1, _unary(torch.abs, abs)),
+    "sign": (1, _unary(torch.sign, lambda v: float((v > 0) - (v < 0)))),
+    "erf": (1, _unary(torch.erf, math.erf)),
+    "sigmoid": (1, _unary(torch.sigmoid, _sigmoid)),
+    "atan2": (2, _atan2),
+    "min": (2, _binary_tensor(torch.minimum, min)),
+    "max": (2, _binary_tensor(torch.maximum, max)),
+}
+"""The math functions an expression may call: name -> (number of arguments, function)."""
+
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+"""Named constants every expression knows."""
+
+_BINARY_OPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+_UNARY_OPS: dict[type, Callable[[Any], Any]] = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
+_MAX_ORDER = 8
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """The names an expression may use: coordinates, fields and parameters."""
+
+    coords: tuple[str, ...]
+    fields: tuple[str, ...]
+    params: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """A one-line list of the valid names, for error messages."""
+        example = f"{self.fields[0]}_{self.coords[0]}" if self.fields and self.coords else "u_x"
+        return (
+            f"coordinates {list(self.coords)}, fields {list(self.fields)}, parameters {list(self.params)}, "
+            f"constants {sorted(CONSTANTS)}, derivatives like {example} or d(field, coord, order), "
+            f"functions {sorted(FUNCTIONS)}"
+        )
+
+    def parse_derivative_name(self, name: str) -> Derivative | None:
+        """Split a compact derivative name (``u_xt``) into ``("u", ("t", "x"))``, or None."""
+        for cut in [i for i, ch in enumerate(name) if ch == "_"]:
+            field, suffix = name[:cut], name[cut + 1 :]
+            if field in self.fields and suffix:
+                splits = _split_coords(suffix, self.coords)
+                if len(splits) > 1:
+                    raise ExpressionError(
+                        f"derivative name {name!r} is ambiguous ({splits}); write it as d({field}, ...)"
+                    )
+                if splits:
+                    return field, tuple(sorted(splits[0]))
+        return None
+
+
+def _split_coords(suffix: str, coords: Sequence[str]) -> list[tuple[str, ...]]:
+    """All ways to write ``suffix`` as a concatenation of coordinate names."""
+    if not suffix:
+        return [()]
+    found = []
+    for coord in coords:
+        if suffix.startswith(coord):
+            found += [(coord, *rest) for rest in _split_coords(suffix[len(coord) :], coords)]
+    return found
+
+
+class Expression:
+    """A compiled expression: call it with a name lookup to get a tensor (or a float).
+
+    Attributes:
+        source: the text it was compiled from.
+        key: the config key it came from, used in error messages.
+        derivatives: the partial derivatives it needs, as ``(field, coords)`` pairs.
+        names: the coordinate, field and parameter names it reads.
+    """
+
+    def __init__(self, source: str, key: str, fn: Callable, derivatives: set[Derivative], names: set[str]):
+        self.source = source
+        self.key = key
+        self._fn = fn
+        self.derivatives = frozenset(derivatives)
+        self.names = frozenset(names)
+
+    def __call__(self, lookup: Callable[[Any], Any]) -> Any:
+        """Evaluate; ``lookup(name_or_derivative)`` returns the value of a name or a derivative."""
+        return self._fn(lookup)
+
+    def __repr__(self) -> str:
+        return f"Expression({self.source!r}, key={self.key!r})"
+
+
+def compile_expression(source: str, namespace: Namespace, key: str = "<expression>") -> Expression:
+    """Compile ``source`` against ``namespace`` into an :class:`Expression`.
+
+    Args:
+        source: the expression text, e.g. ``"u_t + u*u_x - nu*u_xx"``.
+        namespace: the coordinates, fields and parameters it may use.
+        key: the config key of the expression, quoted in every error.
+
+    Raises:
+        ExpressionError: on a syntax error, anything outside the whitelist, or an
+            unknown name; raised before anything is evaluated.
+    """
+    if not isinstance(source, str):
+        raise ExpressionError(f"{key}: expected an expression string but got {type(source).__name__} {source!r}")
+    if not source.strip():
+        raise ExpressionError(f"{key}: the expression is empty")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ExpressionError(f"{key}: cannot parse {source!r}: {err.msg} at column {err.offset}") from None
+    compiler = _Compiler(source, key, namespace)
+    fn = compiler.build(tree.body)
+    return Expression(source, key, fn, compiler.derivatives, compiler.names)
+
+
+class _Compiler:
+    """Turns a whitelisted AST into closures, collecting the names and derivatives it needs."""
+
+    def __init__(self, source: str, key: str, namespace: Namespace):
+        self.source, self.key, self.ns = source, key, namespace
+        self.derivatives: set[Derivative] = set()
+        self.names: set[str] = set()
+
+    def fail(self, node: ast.AST, message: str) -> ExpressionError:
+        col = getattr(node, "col_offset", None)
+        where = f" at column {col + 1}" if col is not None else ""
+        return ExpressionError(f"{self.key}: {message}{where} in {self.source!r}")
+
+    def build(self, node: ast.AST) -> Callable:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                raise self.fail(node, f"only numbers are allowed as constants, not {node.value!r}")
+            value = float(node.value)
+            return lambda lookup: value
+        if isinstance(node, ast.Name):
+            return self.build_name(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
+            op, left, right = _BINARY_OPS[type(node.op)], self.build(node.left), self.build(node.right)
+            return lambda lookup: op(left(lookup), right(lookup))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY_OPS:
+            op, operand = _UNARY_OPS[type(node.op)], self.build(node.operand)
+            return lambda lookup: op(operand(lookup))
+        if isinstance(node, ast.Call):
+            return self.build_call(node)
+        raise self.fail(node, f"{_describe(node)} is not allowed; use numbers, names, + - * / **, and functions")
+
+    def build_name(self, node: ast.Name) -> Callable:
+        name = node.id
+        if name in CONSTANTS:
+            value = CONSTANTS[name]
+            return lambda lookup: value
+        if name in self.ns.coords or name in self.ns.fields or name in self.ns.params:
+            self.names.add(name)
+            return lambda lookup: lookup(name)
+        try:
+            derivative = self.ns.parse_derivative_name(name)
+        except ExpressionError as err:
+            raise self.fail(node, str(err)) from None
+        if derivative is None:
+            raise self.fail(node, f"unknown name {name!r}; valid names are {self.ns.describe()}")
+        return self.use_derivative(node, derivative)
+
+    def use_derivative(self, node: ast.AST, derivative: Derivative) -> Callable:
+        if len(derivative[1]) > _MAX_ORDER:
+            raise self.fail(node, f"derivative order {len(derivative[1])} exceeds the maximum {_MAX_ORDER}")
+        self.derivatives.add(derivative)
+        return lambda lookup: lookup(derivative)
+
+    def build_call(self, node: ast.Call) -> Callable:
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node, f"{_describe(node.func)} cannot be called; only {sorted(FUNCTIONS)} and d(...)")
+        if node.keywords:
+            raise self.fail(node, f"keyword arguments are not allowed in a call to {node.func.id}")
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise self.fail(node, "starred arguments are not allowed")
+        name = node.func.id
+        if name == "d":
+            return self.use_derivative(node, self.derivative_call(node))
+        if name not in FUNCTIONS:
+            raise self.fail(node, f"unknown function {name!r}; valid functions are {sorted(FUNCTIONS)} and d(...)")
+        arity, fn = FUNCTIONS[name]
+        if len(node.args) != arity:
+            raise self.fail(node, f"{name} takes {arity} argument(s) but got {len(node.args)}")
+        args = [self.build(arg) for arg in node.args]
+        if arity == 1:
+            (arg,) = args
+            return lambda lookup: fn(arg(lookup))
+        return lambda lookup: fn(*(a(lookup) for a in args))
+
+    def derivative_call(self, node: ast.Call) -> Derivative:
+        """``d(u, x)``, ``d(u, x, 2)``, ``d(u, x, t)``, ``d(u, x, 2, t)``: field, then coords with counts."""
+        usage = "write d(field, coord[, order], ...), e.g. d(u, x, 2) or d(u, x, t)"
+        if len(node.args) < 2 or not isinstance(node.args[0], ast.Name):
+            raise self.fail(node, f"malformed derivative; {usage}")
+        field = node.args[0].id
+        if field not in self.ns.fields:
+            raise self.fail(node, f"d(...) differentiates a field, and {field!r} is not one of {list(self.ns.fields)}")
+        coords: list[str] = []
+        for arg in node.args[1:]:
+            if isinstance(arg, ast.Name):
+                if arg.id not in self.ns.coords:
+                    raise self.fail(arg, f"unknown coordinate {arg.id!r} in d(...); coordinates are {list(self.ns.coords)}")
+                coords.append(arg.id)
+            elif isinstance(arg, ast.Constant) and type(arg.value) is int and arg.value >= 1 and coords:
+                coords += [coords[-1]] * (arg.value - 1)
+            else:
+                raise self.fail(arg, f"malformed derivative argument; {usage}")
+        return field, tuple(sorted(coords))
+
+
+def _describe(node: ast.AST) -> str:
+    kinds = {
+        ast.Attribute: "attribute access", ast.Subscript: "subscripting", ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension", ast.GeneratorExp: "a comprehension", ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension", ast.JoinedStr: "an f-string", ast.Compare: "a comparison",
+        ast.BoolOp: "a boolean operator", ast.IfExp: "a conditional expression", ast.NamedExpr: "an assignment",
+        ast.List: "a list", ast.Tuple: "a tuple", ast.Dict: "a dict", ast.Set: "a set", ast.Starred: "unpacking",
+        ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
+    }
+    if isinstance(node, ast.BinOp):
+        return f"the operator {type(node.op).__name__}"
+    if isinstance(node, ast.UnaryOp):
+        return f"the unary operator {type(node.op).__name__}"
+    return kinds.get(type(node), type(node).__name__)

@@ -1,0 +1,121 @@
+"""Problem + network + points -> named per-point residuals and loss terms.
+
+This is the one function both Lightning adapters call. For each point set of the
+problem (the interior points of the equations, the points of each condition) the
+network runs once on points that require gradients, a :class:`Derivatives` cache
+serves every partial the terms ask for, and each term's residual is evaluated per
+point. Loss terms are mean squares of residuals; the total is their weighted sum.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from lightning_pinn.derivatives.autograd import Derivatives
+from lightning_pinn.problem.spec import Problem
+
+Forward = Callable[[Tensor], Tensor]
+"""A network as a function: points ``(N, n_coords)`` -> fields ``(N, n_fields)``."""
+
+
+class Evaluation:
+    """What a residual can read on one point set in one step.
+
+    Expressions call it with a name or a ``(field, coords)`` derivative key. Python
+    residuals may also index it by name (``ev["u_xx"]``, ``ev["nu"]``) or call
+    ``ev.d("u", "x", "x")``.
+
+    Attributes:
+        x: the points ``(N, n_coords)``, with ``requires_grad=True``.
+        y: the fields ``(N, n_fields)``.
+        derivatives: the memoized :class:`Derivatives` for these points.
+    """
+
+    def __init__(self, problem: Problem, x: Tensor, y: Tensor, params: Mapping[str, Any]):
+        self.problem, self.x, self.y, self.params = problem, x, y, params
+        self.derivatives = Derivatives(x, y, problem.coords, problem.fields)
+        self._columns = {name: x[:, k] for k, name in enumerate(problem.coords)}
+
+    def __call__(self, key: str | tuple[str, tuple[str, ...]]) -> Any:
+        if isinstance(key, tuple):
+            return self.derivatives(key[0], key[1])
+        if key in self._columns:
+            return self._columns[key]
+        if key in self.params:
+            return self.params[key]
+        return self.derivatives(key)
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._columns or name in self.params or name in self.problem.fields:
+            return self(name)
+        derivative = self.problem.namespace.parse_derivative_name(name)
+        if derivative is None:
+            raise KeyError(f"unknown name {name!r}; valid names are {self.problem.namespace.describe()}")
+        return self(derivative)
+
+    def d(self, field: str, *coords: str) -> Tensor:
+        """The partial of ``field`` along ``coords``: ``ev.d("u", "x", "t")`` is ``u_xt``."""
+        return self.derivatives(field, coords)
+
+
+def parameter_values(problem: Problem, learnable: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
+    """Constant parameters as floats, learnable ones as the given tensors (else initial values)."""
+    values: dict[str, Any] = dict(problem.params)
+    for name, initial in problem.learnable.items():
+        values[name] = learnable[name] if learnable is not None and name in learnable else initial
+    return values
+
+
+def residuals(
+    problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None
+) -> dict[str, Tensor]:
+    """Per-point residuals ``{term: (N,)}`` of every term whose point set is in ``points``.
+
+    Args:
+        problem: the spec.
+        forward: the network as a function of points.
+        points: ``{point set name: (N, n_coords)}``, as drawn by the module.
+        params: parameter values (see :func:`parameter_values`); defaults to the spec's.
+    """
+    params = parameter_values(problem) if params is None else params
+    out: dict[str, Tensor] = {}
+    for set_name, x in points.items():
+        spec = problem.point_sets[set_name]
+        x = x.detach().requires_grad_(True)
+        y = forward(x)
+        if y.dim() != 2 or y.shape != (x.shape[0], problem.n_fields):
+            raise ValueError(
+                f"the network maps {tuple(x.shape)} points to {tuple(y.shape)}, expected (N, {problem.n_fields}) "
+                f"for fields {list(problem.fields)}"
+            )
+        evaluation = Evaluation(problem, x, y, params)
+        for name in spec.terms:
+            value = problem.terms[name].residual(evaluation)
+            out[name] = _per_point(value, x, name)
+    return out
+
+
+def _per_point(value: Any, x: Tensor, name: str) -> Tensor:
+    value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    if value.dim() == 2 and value.shape[1] == 1:
+        value = value[:, 0]
+    if value.dim() == 0:
+        value = value.expand(x.shape[0])
+    if value.shape != (x.shape[0],):
+        raise ValueError(f"residual of term {name!r} has shape {tuple(value.shape)}, expected ({x.shape[0]},)")
+    return value
+
+
+def loss_terms(
+    problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None
+) -> dict[str, Tensor]:
+    """Unweighted loss terms ``{term: mean(residual**2)}``."""
+    return {name: r.square().mean() for name, r in residuals(problem, forward, points, params).items()}
+
+
+def weighted_total(problem: Problem, terms: Mapping[str, Tensor]) -> Tensor:
+    """The weighted sum of loss terms, with the weights of the spec."""
+    return sum(problem.terms[name].weight * value for name, value in terms.items())
