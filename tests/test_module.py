@@ -1,0 +1,229 @@
+"""PINNModule in Lightning: training, logging, L-BFGS, precision, validation, checkpoints, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+
+from lightning_pinn import MLP, NonFiniteLossError, PINNModule, Problem
+from lightning_pinn.references import BurgersColeHopf
+
+
+class RecordingLogger(Logger):
+    """Keeps every ``log_metrics`` call in memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[tuple[int, dict]] = []
+
+    @property
+    def name(self):
+        return "recording"
+
+    @property
+    def version(self):
+        return 0
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        self.rows.append((step, dict(metrics)))
+
+    def series(self, key):
+        return [(step, m[key]) for step, m in self.rows if key in m]
+
+
+def burgers(spec, reference=True):
+    nu = spec["params"]["nu"]
+    return Problem(**spec, reference=BurgersColeHopf(nu) if reference else None)
+
+
+def small_net(width=16, depth=3):
+    torch.manual_seed(0)
+    return MLP(2, 1, width=width, depth=depth, bounds=[[-1, 1], [0, 1]])
+
+
+def test_short_burgers_run_lowers_loss_and_error(tmp_path, burgers_spec):
+    module = PINNModule(burgers(burgers_spec), small_net(), optimizer={"_target_": "torch.optim.Adam", "lr": 1e-2},
+                        validation_grid={"x": 64, "t": 20})
+    logger = RecordingLogger()
+    before = small_trainer(tmp_path).validate(module, verbose=False)[0]["val/rel_l2_u"]
+    small_trainer(tmp_path, max_steps=150, logger=logger, log_every_n_steps=1, val_check_interval=150).fit(module)
+    losses = [v for _, v in logger.series("train/loss")]
+    after = logger.series("val/rel_l2_u")[-1][1]
+    assert len(losses) == 150
+    assert np.mean(losses[-10:]) < 0.4 * np.mean(losses[:10])
+    assert after < 0.7 * before
+    for term in ("burgers", "initial", "boundary"):
+        assert len(logger.series(f"train/{term}")) == 150
+
+
+def test_loss_is_weighted_sum_of_mean_squared_residuals(burgers_spec):
+    burgers_spec["conditions"]["initial"]["weight"] = 3.0
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net())
+    points = module.draw_points()
+    residuals = module.residuals(points)
+    terms = module.loss_terms(points)
+    for name, r in residuals.items():
+        assert r.shape == (points[module.problem.terms[name].point_set].shape[0],)
+        assert torch.allclose(terms[name], (r**2).mean())
+    expected = terms["burgers"] + 3.0 * terms["initial"] + terms["boundary"]
+    assert torch.allclose(module.total_loss(terms), expected)
+    # the initial residual is u + sin(pi x) on t = 0, independently recomputed
+    x0 = points["initial"]
+    assert torch.all(x0[:, 1] == 0)
+    with torch.no_grad():
+        direct = module(x0)[:, 0] + torch.sin(math.pi * x0[:, 0])
+    assert torch.allclose(residuals["initial"].detach(), direct, atol=1e-6)
+
+
+def test_burgers_residual_matches_hand_written_autograd(burgers_spec):
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net())
+    x = module.draw_points()["interior"].clone().requires_grad_(True)
+    u = module(x)[:, 0]
+    (g,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g[:, 0].sum(), x, create_graph=True)
+    nu = burgers_spec["params"]["nu"]
+    expected = g[:, 1] + u * g[:, 0] - nu * gg[:, 0]
+    got = module.residuals({"interior": x.detach()})["burgers"]
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_lbfgs_switch_logs_once_per_optimizer_step(tmp_path, burgers_spec):
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=4,
+                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 5, "line_search_fn": "strong_wolfe"})
+    calls = []
+    original = module.training_step
+    module.training_step = lambda *a, **k: calls.append(module.global_step) or original(*a, **k)
+    logger = RecordingLogger()
+    trainer = small_trainer(tmp_path, max_steps=8, logger=logger, log_every_n_steps=1)
+    trainer.fit(module)
+    assert module.phase == "lbfgs"
+    assert isinstance(trainer.optimizers[0], torch.optim.LBFGS)
+    steps = [s for s, _ in logger.series("train/loss")]
+    assert steps == list(range(8))
+    assert len(calls) > 8 + 4  # the closure ran several times per L-BFGS step
+    assert all(calls.count(s) == 1 for s in range(4)) and any(calls.count(s) > 1 for s in range(4, 8))
+
+
+def test_float64_precision_runs_in_float64(tmp_path, burgers_spec):
+    module = PINNModule(burgers(burgers_spec), small_net(), lbfgs_from_step=2,
+                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"},
+                        validation_grid=16)
+    seen = []
+    original = module.loss_terms
+    module.loss_terms = lambda points: seen.append({k: v.dtype for k, v in points.items()}) or original(points)
+    trainer = small_trainer(tmp_path, max_steps=4, precision="64-true", val_check_interval=4)
+    trainer.fit(module)
+    assert next(module.net.parameters()).dtype == torch.float64
+    assert all(dtype == torch.float64 for row in seen for dtype in row.values())
+    assert math.isfinite(trainer.callback_metrics["val/rel_l2_u"])
+
+
+def test_validation_metric_is_relative_l2_on_the_grid_even_under_inference_mode(tmp_path, burgers_spec):
+    problem = burgers(burgers_spec)
+    module = PINNModule(problem, small_net(), validation_grid={"x": 33, "t": 11}, validation_batch_size=100)
+    value = small_trainer(tmp_path, inference_mode=True).validate(module, verbose=False)[0]["val/rel_l2_u"]
+    x, t = np.meshgrid(np.linspace(-1, 1, 33), np.linspace(0, 1, 11), indexing="ij")
+    points = np.stack([x.ravel(), t.ravel()], 1)
+    with torch.no_grad():
+        pred = module(torch.tensor(points, dtype=torch.float32)).double().numpy()[:, 0]
+    ref = BurgersColeHopf(burgers_spec["params"]["nu"])(x.ravel(), t.ravel())
+    assert value == pytest.approx(np.linalg.norm(pred - ref) / np.linalg.norm(ref), rel=1e-5)
+
+
+def test_resampling_draws_new_points_every_n_steps(tmp_path, burgers_spec):
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net(), resample_every=3)
+    drawn = []
+    original = module.training_step
+    module.training_step = lambda *a, **k: drawn.append(module.training_points()["interior"]) or original(*a, **k)
+    small_trainer(tmp_path, max_steps=7).fit(module)
+    same_as_previous = [torch.equal(drawn[i], drawn[i - 1]) for i in range(1, 7)]
+    assert same_as_previous == [True, True, False, True, True, False]
+    assert drawn[0].dtype == module.dtype and drawn[0].device == module.device
+
+
+def test_resume_continues_the_unbroken_loss_curve(tmp_path, burgers_spec):
+    def run(max_steps, ckpt_path=None, callbacks=()):
+        torch.manual_seed(0)
+        module = PINNModule(burgers(burgers_spec, reference=False), small_net(), resample_every=2, sampler="lhs")
+        logger = RecordingLogger()
+        trainer = small_trainer(tmp_path, max_steps=max_steps, logger=logger, log_every_n_steps=1,
+                                callbacks=list(callbacks), enable_checkpointing=bool(callbacks))
+        trainer.fit(module, ckpt_path=ckpt_path)
+        return [v for _, v in logger.series("train/loss")], module
+
+    unbroken, _ = run(9)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=5)
+    first, _ = run(5, callbacks=[checkpoint])
+    resumed, module = run(9, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert module.global_step == 9
+    assert np.allclose(first + resumed, unbroken, rtol=1e-6, atol=0)
+
+
+def test_load_from_checkpoint_restores_forward_and_learnable_parameters(tmp_path, burgers_spec):
+    burgers_spec["learnable"] = {"lam": 0.5}
+    burgers_spec["equations"] = {"burgers": "u_t + lam*u*u_x - nu*u_xx"}
+    module = PINNModule(burgers(burgers_spec), small_net(), validation_grid=8)
+    trainer = small_trainer(tmp_path, max_steps=5, enable_checkpointing=True,
+                            callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="final", every_n_train_steps=5)])
+    trainer.fit(module)
+    assert isinstance(module.pde_params["lam"], torch.nn.Parameter)
+    assert module.pde_params["lam"].item() != 0.5  # it was optimized
+    loaded = PINNModule.load_from_checkpoint(tmp_path / "final.ckpt")
+    points = torch.rand(17, 2)
+    assert torch.equal(loaded(points), module(points))
+    assert loaded.pde_params["lam"].item() == module.pde_params["lam"].item()
+    assert loaded.problem.terms.keys() == module.problem.terms.keys()
+
+
+def test_non_finite_loss_names_the_term_and_step_and_keeps_last_good_checkpoint(tmp_path, burgers_spec):
+    class Poisoned(PINNModule):
+        def residuals(self, points):
+            out = super().residuals(points)
+            if self.global_step >= 3:
+                out["boundary"] = out["boundary"] * float("nan")
+            return out
+
+    module = Poisoned(burgers(burgers_spec, reference=False), small_net())
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=1)
+    trainer = small_trainer(tmp_path, max_steps=10, enable_checkpointing=True, callbacks=[checkpoint])
+    with pytest.raises(NonFiniteLossError, match=r"boundary=nan at step 3"):
+        trainer.fit(module)
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in saved["state_dict"].values())
+
+
+def test_net_with_wrong_output_size_fails_at_construction(burgers_spec):
+    with pytest.raises(ValueError, match=r"maps \(N, 2\) points to \(2, 3\).*1 field"):
+        PINNModule(burgers(burgers_spec), MLP(2, 3, width=4, depth=1))
+    with pytest.raises(ValueError, match=r"coordinates \['x', 't'\] failed"):
+        PINNModule(burgers(burgers_spec), MLP(3, 1, width=4, depth=1))
+
+
+def test_net_config_gets_sizes_and_bounds_from_the_problem(burgers_spec):
+    module = PINNModule(burgers(burgers_spec), {"_target_": "lightning_pinn.MLP", "width": 7, "depth": 2})
+    assert module.net.layers[0].in_features == 2 and module.net.layers[-1].out_features == 1
+    assert module.net.layers[0].out_features == 7
+    assert torch.allclose(module.net.scaling(torch.tensor([[1.0, 1.0]])), torch.tensor([[1.0, 1.0]]))
+    assert torch.allclose(module.net.scaling(torch.tensor([[-1.0, 0.0]])), torch.tensor([[-1.0, -1.0]]))
+
+
+def test_bad_module_arguments_are_named(burgers_spec):
+    problem = burgers(burgers_spec)
+    with pytest.raises(ValueError, match="resample_every"):
+        PINNModule(problem, small_net(), resample_every=-1)
+    with pytest.raises(ValueError, match="validation_grid"):
+        PINNModule(problem, small_net(), validation_grid={"x": 10})
+    with pytest.raises(ValueError, match="sampler method"):
+        PINNModule(problem, small_net(), sampler="random")
+    with pytest.raises(ValueError, match="optimizer: expected"):
+        PINNModule(problem, small_net(), optimizer={"lr": 1e-3})
