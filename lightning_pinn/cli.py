@@ -15,10 +15,11 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+
+from lightning_pinn.config import instantiate
 
 
 def config_dir() -> str:
@@ -47,11 +48,19 @@ def train(cfg: DictConfig) -> float | None:
     _write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.experiment.summary.update(metrics)
-            if logger._offline:
-                rank_zero_info(f"wandb: offline run in {logger.experiment.dir}; upload with `wandb sync {Path(logger.experiment.dir).parent}`")
+            _finish_wandb(logger, metrics)
     objective = cfg.get("objective")
     return metrics.get(objective) if objective else None
+
+
+@rank_zero_only
+def _finish_wandb(logger: WandbLogger, metrics: dict[str, Any]) -> None:
+    run = logger.experiment
+    run.summary.update(metrics)
+    offline, run_dir = run.settings.mode == "offline", Path(run.dir).parent
+    run.finish()
+    if offline:
+        rank_zero_info(f"wandb: offline run saved; upload it with `wandb sync {run_dir}`")
 
 
 @rank_zero_only

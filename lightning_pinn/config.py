@@ -12,8 +12,27 @@ import functools
 import inspect
 from typing import Any, Callable, Mapping
 
-from hydra.utils import get_object, instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_object
+from hydra.utils import instantiate as _hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
+
+
+def instantiate(config: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that raises the error of the failing constructor itself.
+
+    Hydra wraps every failure in nested ``InstantiationException``s; the message a user
+    needs (which config key, which value) is the innermost one, so it is re-raised as is.
+    """
+    try:
+        return _hydra_instantiate(config, **kwargs)
+    except InstantiationException as err:
+        cause: BaseException = err
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if cause is err:
+            raise
+        raise cause from None
 
 
 def to_plain(value: Any) -> Any:

@@ -1,0 +1,91 @@
+"""The Hydra app: config composition with overrides, a short run's outputs, wandb offline, train.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from lightning_pinn.cli import config_dir, train
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["problem.collocation_points=256", "net.depth=2", "net.width=8",
+        "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false",
+        "model.validation_grid=16"]
+
+
+def compose_cfg(overrides):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def test_config_composes_with_overrides(tmp_path):
+    cfg = compose_cfg(["experiment=burgers", "trainer.max_steps=200", "net.width=64", "logger=csv", "seed=3",
+                       f"paths.output_dir={tmp_path}"])
+    assert cfg.trainer.max_steps == 200 and cfg.seed == 3 and cfg.model.seed == 3
+    assert list(cfg.logger) == ["csv"]
+    assert cfg.task_name == "burgers"
+    assert cfg.model.problem.equations.burgers == "u_t + u*u_x - nu*u_xx"
+    model = instantiate(cfg.model, _recursive_=False)
+    assert model.net.layers[0].out_features == 64
+    assert model.lbfgs_from_step == cfg.optimizer.lbfgs_from_step
+    assert model.hparams["net"]["width"] == 64
+    trainer = instantiate(cfg.trainer)
+    assert trainer.max_steps == 200 and trainer.precision == "32-true"
+    assert compose_cfg(["logger=none", f"paths.output_dir={tmp_path}"]).logger in (None, {})
+
+
+def test_short_run_writes_metrics_checkpoints_and_figures(tmp_path):
+    cfg = compose_cfg(["experiment=burgers", "logger=csv", f"paths.output_dir={tmp_path}", *FAST])
+    objective = train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["global_step"] == 6
+    assert objective == metrics["val/rel_l2_u"] and 0 < objective < 2
+    assert "train/loss" in metrics and "train/burgers" in metrics
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert (tmp_path / "figures" / "solution_final.png").stat().st_size > 10_000
+    assert "val/rel_l2_u" in (tmp_path / "csv" / "metrics.csv").read_text()
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)  # plain data only
+    assert saved["hyper_parameters"]["problem"]["equations"]["burgers"] == "u_t + u*u_x - nu*u_xx"
+
+
+def test_wandb_runs_offline_without_credentials_and_writes_its_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no saved login
+    monkeypatch.setenv("NETRC", str(tmp_path / "missing-netrc"))
+    cfg = compose_cfg(["experiment=burgers", "logger=wandb", f"paths.output_dir={tmp_path}", *FAST])
+    train(cfg)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    run = runs[0]
+    (log,) = run.glob("run-*.wandb")
+    records = log.read_bytes()  # the run's record log, which `wandb sync` uploads
+    for expected in ("u_t + u*u_x - nu*u_xx", "train/burgers", "train/loss", "val/rel_l2_u", "train_seconds"):
+        assert expected.encode() in records, f"{expected!r} is not in the offline run"
+    images = list((run / "files" / "media" / "images").rglob("*.png"))
+    assert images, "no solution figure was logged"
+
+
+def test_train_py_runs_from_the_repo_root(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    result = subprocess.run(
+        [sys.executable, "train.py", "experiment=burgers", "logger=none", f"hydra.run.dir={tmp_path}", *FAST],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 6
+
+
+def test_bad_override_is_reported_by_name(tmp_path):
+    cfg = compose_cfg(["experiment=burgers", "logger=none", f"paths.output_dir={tmp_path}", *FAST,
+                       "problem.equations.burgers='u_t + u*u_y'"])
+    with pytest.raises(Exception, match=r"equations\.burgers: unknown name 'u_y'"):
+        train(cfg)
