@@ -82,3 +82,7 @@ def _is_number(value: Any) -> bool:
 def main(cfg: DictConfig) -> float | None:
     """Console entry point: ``lightning-pinn-train experiment=burgers``."""
     return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -89,3 +89,13 @@ def test_bad_override_is_reported_by_name(tmp_path):
                        "problem.equations.burgers='u_t + u*u_y'"])
     with pytest.raises(Exception, match=r"equations\.burgers: unknown name 'u_y'"):
         train(cfg)
+
+
+def test_console_script_finds_its_configs_from_any_directory(tmp_path):
+    script = Path(sys.executable).parent / "lightning-pinn-train"
+    if not script.exists():
+        pytest.skip("the package is not installed in this environment (bash .ci/setup installs it)")
+    result = subprocess.run([str(script), "experiment=burgers", "--cfg", "job"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "burgers: u_t + u*u_x - nu*u_xx" in result.stdout
