@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,9 @@ def test_wandb_runs_offline_without_credentials_and_writes_its_files(tmp_path, m
     assert len(runs) == 1
     run = runs[0]
     (log,) = run.glob("run-*.wandb")
+    deadline = time.monotonic() + 30  # wandb's writer process flushes the record log shortly after finish()
+    while b"train_seconds" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)
     records = log.read_bytes()  # the run's record log, which `wandb sync` uploads
     for expected in ("u_t + u*u_x - nu*u_xx", "train/burgers", "train/loss", "val/rel_l2_u", "train_seconds"):
         assert expected.encode() in records, f"{expected!r} is not in the offline run"

@@ -18,6 +18,8 @@ from torch import Tensor
 
 def _gradient_row(y: Tensor, x: Tensor) -> Tensor:
     """``(N,)`` values -> ``(N, d)`` per-point partials with respect to every column of ``x``."""
+    if not y.requires_grad:  # a constant (e.g. the derivative of an affine field): every partial is zero
+        return torch.zeros_like(x)
     (row,) = torch.autograd.grad(y, x, grad_outputs=torch.ones_like(y), create_graph=True, allow_unused=True)
     if row is None:  # y does not depend on x: every partial is zero
         row = torch.zeros_like(x)
@@ -89,7 +91,7 @@ class Derivatives:
         >>> x = torch.tensor([[1.0, 2.0]], requires_grad=True)
         >>> D = Derivatives(x, x[:, :1] ** 3 * x[:, 1:], coords=["x", "t"], fields=["u"])
         >>> D("u", ("x", "x")).item()  # 6 x t
-        24.0
+        12.0
     """
 
     def __init__(self, x: Tensor, y: Tensor, coords: Sequence[str], fields: Sequence[str]):

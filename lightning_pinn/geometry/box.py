@@ -144,9 +144,14 @@ class PointSource:
         self.regions = list(regions)
         self.n = int(n)
         measures = np.array([r.measure for r in self.regions])
-        counts = np.floor(self.n * measures / measures.sum()).astype(int)
-        counts[np.argsort(-measures)[: self.n - counts.sum()]] += 1
-        self.counts = np.maximum(counts, 1).tolist()
+        shares = self.n * measures / measures.sum()
+        counts = np.floor(shares).astype(int)
+        # largest remainders first (then larger regions), so that the counts add up to n
+        counts[np.lexsort((-measures, counts - shares))[: self.n - counts.sum()]] += 1
+        for k in np.flatnonzero(counts == 0):  # every region gets a point, taken from the largest count
+            counts[np.argmax(counts)] -= 1
+            counts[k] = 1
+        self.counts = counts.tolist()
         self.samplers = [Sampler(r.free_dims, method, seed + i) if r.free_dims else None for i, r in enumerate(self.regions)]
 
     def sample(self) -> np.ndarray:

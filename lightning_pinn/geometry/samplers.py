@@ -19,6 +19,10 @@ from scipy.stats import qmc
 class _UniformEngine(qmc.QMCEngine):
     """Plain i.i.d. uniform draws, with the qmc engine interface."""
 
+    def __init__(self, d: int, *, rng: np.random.Generator | None = None) -> None:
+        # QMCEngine.__init__ is abstract: a subclass must define its own.
+        super().__init__(d=d, rng=rng)
+
     def _random(self, n: int = 1, *, workers: int = 1) -> np.ndarray:
         return self.rng.random((n, self.d))
 

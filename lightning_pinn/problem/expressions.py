@@ -111,6 +111,11 @@ class Namespace:
         for cut in [i for i, ch in enumerate(name) if ch == "_"]:
             field, suffix = name[:cut], name[cut + 1 :]
             if field in self.fields and suffix:
+                if len(suffix) > _MAX_ORDER * max((len(c) for c in self.coords), default=1):
+                    # too long for any allowed order; splitting it could take exponential time
+                    if set(suffix) <= set("".join(self.coords)):
+                        raise ExpressionError(f"derivative {name!r} has an order above the maximum {_MAX_ORDER}")
+                    continue
                 splits = _split_coords(suffix, self.coords)
                 if len(splits) > 1:
                     raise ExpressionError(
@@ -173,8 +178,9 @@ def compile_expression(source: str, namespace: Namespace, key: str = "<expressio
         raise ExpressionError(f"{key}: expected an expression string but got {type(source).__name__} {source!r}")
     if not source.strip():
         raise ExpressionError(f"{key}: the expression is empty")
+    source = source.strip()  # columns in messages count in the quoted, stripped source
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as err:
         raise ExpressionError(f"{key}: cannot parse {source!r}: {err.msg} at column {err.offset}") from None
     compiler = _Compiler(source, key, namespace)
@@ -199,7 +205,10 @@ class _Compiler:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 raise self.fail(node, f"only numbers are allowed as constants, not {node.value!r}")
-            value = float(node.value)
+            try:
+                value = float(node.value)
+            except OverflowError:
+                raise self.fail(node, f"the number {node.value} is too large") from None
             return lambda lookup: value
         if isinstance(node, ast.Name):
             return self.build_name(node)
@@ -265,15 +274,20 @@ class _Compiler:
         if field not in self.ns.fields:
             raise self.fail(node, f"d(...) differentiates a field, and {field!r} is not one of {list(self.ns.fields)}")
         coords: list[str] = []
+        previous: ast.AST | None = None  # an order must follow a coordinate
         for arg in node.args[1:]:
             if isinstance(arg, ast.Name):
                 if arg.id not in self.ns.coords:
                     raise self.fail(arg, f"unknown coordinate {arg.id!r} in d(...); coordinates are {list(self.ns.coords)}")
                 coords.append(arg.id)
-            elif isinstance(arg, ast.Constant) and type(arg.value) is int and arg.value >= 1 and coords:
+            elif (isinstance(arg, ast.Constant) and type(arg.value) is int and arg.value >= 1
+                  and isinstance(previous, ast.Name)):
+                if len(coords) + arg.value - 1 > _MAX_ORDER:
+                    raise self.fail(node, f"derivative order {len(coords) + arg.value - 1} exceeds the maximum {_MAX_ORDER}")
                 coords += [coords[-1]] * (arg.value - 1)
             else:
                 raise self.fail(arg, f"malformed derivative argument; {usage}")
+            previous = arg
         return field, tuple(sorted(coords))
 
 
