@@ -227,3 +227,18 @@ def test_bad_module_arguments_are_named(burgers_spec):
         PINNModule(problem, small_net(), sampler="random")
     with pytest.raises(ValueError, match="optimizer: expected"):
         PINNModule(problem, small_net(), optimizer={"lr": 1e-3})
+
+
+def test_redrawing_points_restarts_lbfgs_history(tmp_path, burgers_spec):
+    def lbfgs_iterations(resample_every):
+        module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
+                            resample_every=resample_every,
+                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "tolerance_grad": 0,
+                                   "tolerance_change": 0, "line_search_fn": "strong_wolfe"})
+        trainer = small_trainer(tmp_path, max_steps=5)
+        trainer.fit(module)
+        optimizer = trainer.optimizers[0]
+        return optimizer.state[optimizer.param_groups[0]["params"][0]]["n_iter"]
+
+    assert lbfgs_iterations(0) == 5 * 4  # one history across all steps
+    assert lbfgs_iterations(2) == 1 * 4  # reset by the redraw at step 4

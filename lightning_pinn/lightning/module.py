@@ -184,13 +184,14 @@ class PINNModule(pl.LightningModule):
         return DataLoader(_Steps(), batch_size=None)
 
     def training_points(self) -> dict[str, Tensor]:
-        """The points of this step: drawn on the first step and every ``resample_every`` steps."""
-        step = self.global_step
-        due = self.resample_every and step % self.resample_every == 0 and self._drawn_at != step
-        if self._points is None or due:
-            self._points = self.draw_points()
-            self._drawn_at = step
+        """The points of this step (drawn by ``on_train_batch_start``; drawn here if there are none yet)."""
+        if self._points is None:
+            self._redraw_points()
         return self._points
+
+    def _redraw_points(self) -> None:
+        self._points = self.draw_points()
+        self._drawn_at = self.global_step
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
@@ -215,12 +216,23 @@ class PINNModule(pl.LightningModule):
         )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Switch from the first optimizer to L-BFGS at ``lbfgs_from_step``."""
-        if self.phase == "adam" and self.lbfgs_from_step is not None and self.global_step >= self.lbfgs_from_step:
+        """Switch to L-BFGS at ``lbfgs_from_step``; redraw points every ``resample_every`` steps.
+
+        Fresh points change the objective, so L-BFGS drops its curvature history then
+        (Adam's moment estimates stay valid and are kept).
+        """
+        step = self.global_step
+        if self.phase == "adam" and self.lbfgs_from_step is not None and step >= self.lbfgs_from_step:
             self.phase = "lbfgs"
             self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
             self.trainer.strategy.lr_scheduler_configs = []
-            rank_zero_info(f"lightning-pinn: switching to L-BFGS at step {self.global_step}")
+            rank_zero_info(f"lightning-pinn: switching to L-BFGS at step {step}")
+        due = self.resample_every and step % self.resample_every == 0 and self._drawn_at != step
+        if self._points is None or due:
+            self._redraw_points()
+            if self.phase == "lbfgs":
+                for optimizer in self.trainer.optimizers:
+                    optimizer.state.clear()
 
     def configure_optimizers(self) -> Any:
         """The optimizer of the current phase (Adam-like first, L-BFGS after the switch)."""
