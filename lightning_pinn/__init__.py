@@ -7,14 +7,14 @@ loss terms) -> ``lightning`` (``PINNModule``, logging, callbacks).
 
 from lightning_pinn.derivatives import Derivatives, hessian, jacobian, partial
 from lightning_pinn.geometry import Box, PointSource, Sampler
-from lightning_pinn.lightning import NonFiniteLossError, PINNModule, RelativeL2Error, SolutionFigure
+from lightning_pinn.lightning import NonFiniteLossError, PhysicsLoss, PINNModule, RelativeL2Error, SolutionFigure
 from lightning_pinn.nets import MLP, InputScaling
 from lightning_pinn.problem import Condition, ExpressionError, Problem, compile_expression
 from lightning_pinn.residuals import Evaluation, loss_terms, residuals
 
 __all__ = [
     "Box", "Condition", "Derivatives", "Evaluation", "ExpressionError", "InputScaling", "MLP",
-    "NonFiniteLossError", "PINNModule", "PointSource", "Problem", "RelativeL2Error", "Sampler",
+    "NonFiniteLossError", "PhysicsLoss", "PINNModule", "PointSource", "Problem", "RelativeL2Error", "Sampler",
     "SolutionFigure", "compile_expression", "hessian", "jacobian", "loss_terms", "partial", "residuals",
 ]
 __version__ = "0.1.0"

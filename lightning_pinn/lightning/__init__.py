@@ -3,5 +3,6 @@
 from lightning_pinn.lightning.callbacks import SolutionFigure
 from lightning_pinn.lightning.metrics import RelativeL2Error, relative_l2_error
 from lightning_pinn.lightning.module import NonFiniteLossError, PINNModule
+from lightning_pinn.lightning.physics_loss import PhysicsLoss
 
-__all__ = ["NonFiniteLossError", "PINNModule", "RelativeL2Error", "SolutionFigure", "relative_l2_error"]
+__all__ = ["NonFiniteLossError", "PINNModule", "PhysicsLoss", "RelativeL2Error", "SolutionFigure", "relative_l2_error"]

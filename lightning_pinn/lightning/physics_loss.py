@@ -1,0 +1,217 @@
+"""``PhysicsLoss``: a Callback that adds a problem's residual terms to any LightningModule's training loss."""
+
+from __future__ import annotations
+
+import contextlib
+import types
+import warnings
+from typing import Any, Callable, Iterator, Mapping
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+
+from lightning_pinn.config import build
+from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.problem.spec import Problem
+from lightning_pinn.residuals import parameter_values, residuals, weighted_total
+
+FieldsFn = Callable[[pl.LightningModule, Tensor], Tensor]
+"""How to get fields from the host module: ``(module, coords (N, n_coords)) -> (N, n_fields)``."""
+
+
+class PhysicsLoss(pl.Callback):
+    """Adds ``weight * sum_k w_k mean(r_k^2)`` of a problem to the training loss of a LightningModule.
+
+    The host module's code is not changed: at ``setup`` its ``training_step`` is
+    wrapped on the instance so that the returned loss (a tensor, or a dict with
+    ``"loss"``) also carries the physics terms. Lightning then scales it for gradient
+    accumulation and runs one backward, so DDP reduces the physics gradients with the
+    rest. ``teardown`` restores the original method. Terms are logged as
+    ``physics/<term>`` and ``physics/loss``.
+
+    Learnable parameters of the problem become ``nn.Parameter``s of the host module
+    (``module.physics_params``) at ``setup``, so its optimizer, checkpoints and DDP
+    see them.
+
+    Args:
+        problem: a :class:`Problem` or its config.
+        fields: how to evaluate the fields: ``None`` calls ``module(coords)``, a string
+            names a method of the module, a callable is called as ``fn(module, coords)``.
+        weight: factor of the whole physics loss.
+        sampler: collocation sampling method; ``resample_every`` and ``seed`` as in PINNModule
+            (rank ``r`` of a DDP run uses ``seed + r``).
+        check_batch_independence: at setup, perturb one point and refuse a module whose other
+            outputs move (BatchNorm in training mode, attention across the batch): per-point
+            derivatives through ``grad_outputs=ones`` would be wrong for it.
+
+    For modules with manual optimization, call :meth:`compute` in ``training_step``
+    and add its result to the loss before ``manual_backward``.
+    """
+
+    def __init__(
+        self,
+        problem: Problem | Mapping[str, Any],
+        fields: str | FieldsFn | None = None,
+        weight: float = 1.0,
+        sampler: str = "sobol",
+        resample_every: int = 0,
+        seed: int = 0,
+        check_batch_independence: bool = True,
+    ):
+        self.problem: Problem = build(problem, "problem")
+        if not isinstance(self.problem, Problem):
+            raise ValueError(f"problem: expected a lightning_pinn.Problem but got {type(self.problem).__name__}")
+        if not (isinstance(fields, str) or fields is None or callable(fields)):
+            raise ValueError(f"fields: expected None, a method name or a callable but got {fields!r}")
+        if not float(weight) >= 0:
+            raise ValueError(f"weight: expected a non-negative number but got {weight}")
+        if isinstance(resample_every, bool) or int(resample_every) < 0:
+            raise ValueError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
+        self.fields, self.weight = fields, float(weight)
+        self.sampler, self.resample_every, self.seed = sampler, int(resample_every), int(seed)
+        self.check_batch_independence = check_batch_independence
+        self.collocation = Collocation(self.problem, sampler, self.seed)
+        self._points: dict[str, Tensor] | None = None
+        self._drawn_at = -1
+        self._module: pl.LightningModule | None = None
+        self._original_step: Any = None
+
+    # ----- the physics -------------------------------------------------------------------------
+
+    def evaluate_fields(self, module: pl.LightningModule, coords: Tensor) -> Tensor:
+        """The host module's fields at ``coords``, as configured by ``fields``."""
+        if self.fields is None:
+            return module(coords)
+        if isinstance(self.fields, str):
+            return getattr(module, self.fields)(coords)
+        return self.fields(module, coords)
+
+    def compute(self, module: pl.LightningModule, log: bool = True) -> Tensor:
+        """The weighted physics loss on this step's points (for manual optimization too)."""
+        points = self._points_for(module)
+        params = parameter_values(self.problem, getattr(module, "physics_params", None))
+        terms = {k: r.square().mean() for k, r in
+                 residuals(self.problem, lambda x: self.evaluate_fields(module, x), points, params).items()}
+        loss = self.weight * weighted_total(self.problem, terms)
+        if log:
+            module.log_dict({f"physics/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+            module.log("physics/loss", loss.detach(), on_step=True, on_epoch=False)
+        return loss
+
+    def _points_for(self, module: pl.LightningModule) -> dict[str, Tensor]:
+        step = module.global_step
+        due = self.resample_every and step % self.resample_every == 0 and self._drawn_at != step
+        if self._points is None or due:
+            dtype = next(module.parameters()).dtype
+            self._points = self.collocation.draw(module.device, dtype)
+            self._drawn_at = step
+        return self._points
+
+    # ----- Lightning hooks ---------------------------------------------------------------------
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Check the module against the problem and wrap its ``training_step``."""
+        if stage != "fit" or self._module is not None:
+            return
+        if trainer.world_size > 1:
+            self.collocation = Collocation(self.problem, self.sampler, self.seed + trainer.global_rank)
+        self._check_module(pl_module)
+        if self.problem.learnable and not hasattr(pl_module, "physics_params"):
+            pl_module.physics_params = nn.ParameterDict(
+                {k: nn.Parameter(torch.tensor(v)) for k, v in self.problem.learnable.items()}
+            )
+        self._module, self._original_step = pl_module, pl_module.__dict__.get("training_step")
+        original = pl_module.training_step
+        physics = self
+
+        def training_step(module: pl.LightningModule, *args: Any, **kwargs: Any) -> Any:
+            output = original(*args, **kwargs)
+            if output is None:  # the module skips this batch
+                return output
+            extra = physics.compute(module, log=True)
+            if isinstance(output, Mapping):
+                return {**output, "loss": output["loss"] + extra}
+            return output + extra
+
+        pl_module.training_step = types.MethodType(training_step, pl_module)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Restore the module's own ``training_step``."""
+        if self._module is None:
+            return
+        if self._original_step is None:
+            del self._module.training_step
+        else:
+            self._module.training_step = self._original_step
+        self._module = self._original_step = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Point streams and current points, so a resumed run draws what an unbroken one would."""
+        points = None if self._points is None else {k: v.detach().cpu() for k, v in self._points.items()}
+        return {"collocation": self.collocation.state_dict(), "points": points, "drawn_at": self._drawn_at}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.collocation.load_state_dict(state_dict["collocation"])
+        self._points, self._drawn_at = state_dict["points"], state_dict["drawn_at"]
+        if self._module is not None and self._points is not None:
+            dtype = next(self._module.parameters()).dtype
+            self._points = {k: v.to(self._module.device, dtype) for k, v in self._points.items()}
+
+    # ----- checks ------------------------------------------------------------------------------
+
+    def _check_module(self, module: pl.LightningModule) -> None:
+        param = next(module.parameters(), None)
+        dtype = param.dtype if param is not None else torch.get_default_dtype()
+        probe = torch.rand(4, self.problem.n_coords, dtype=dtype, device=module.device)
+        try:
+            with torch.no_grad(), _buffers_kept(module):
+                out = self.evaluate_fields(module, probe)
+        except Exception as err:
+            raise ValueError(
+                f"PhysicsLoss: the module could not evaluate fields on points of shape (N, {self.problem.n_coords}) "
+                f"for coordinates {list(self.problem.coords)}: {err}"
+            ) from err
+        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[1] != self.problem.n_fields:
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"PhysicsLoss: the module maps (N, {self.problem.n_coords}) coordinates to {shape}, but the problem "
+                f"has {self.problem.n_fields} field(s) {list(self.problem.fields)}: expected (N, {self.problem.n_fields})"
+            )
+        if self.check_batch_independence and _mixes_batch(lambda x: self.evaluate_fields(module, x), probe, module):
+            raise ValueError(
+                "PhysicsLoss: the module's output for one point depends on other points of the batch (BatchNorm in "
+                "training mode, or attention across the batch?), so per-point derivatives would be wrong. Use "
+                "per-sample layers (LayerNorm, GroupNorm) or pass check_batch_independence=False if this is intended."
+            )
+
+
+@contextlib.contextmanager
+def _buffers_kept(module: nn.Module) -> Iterator[None]:
+    """Run probes without leaving a trace in buffers (BatchNorm running statistics)."""
+    saved = [b.detach().clone() for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(module.buffers(), saved):
+                buffer.copy_(value)
+
+
+def _mixes_batch(fn: Callable[[Tensor], Tensor], probe: Tensor, module: nn.Module) -> bool:
+    """True when changing one input row changes the output of another row (in training mode)."""
+    was_training = module.training
+    module.train()
+    try:
+        with torch.no_grad(), _buffers_kept(module), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.random.get_rng_state()
+            base = fn(probe)
+            torch.random.set_rng_state(state)
+            moved = probe.clone()
+            moved[0] += 0.5
+            other = fn(moved)
+        return not torch.allclose(base[1:], other[1:], rtol=1e-5, atol=1e-6)
+    finally:
+        module.train(was_training)
