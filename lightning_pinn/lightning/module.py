@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, TensorDataset
 
 from lightning_pinn.config import build, build_factory, config_of, to_plain
 from lightning_pinn.lightning.metrics import RelativeL2Error
@@ -21,6 +21,20 @@ from lightning_pinn.residuals import parameter_values, residuals, weighted_total
 
 class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or infinite; the message names the term and the step."""
+
+
+class _Shard(DistributedSampler):
+    """Every ``world``-th grid point from ``rank`` on, without the padding of DistributedSampler:
+    padded duplicates would bias the grid's relative error."""
+
+    def __init__(self, dataset, world: int, rank: int):
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=False)
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
 class _Steps(IterableDataset):
@@ -125,8 +139,6 @@ class PINNModule(pl.LightningModule):
         self._grid_sizes = _grid_sizes(validation_grid, self.problem)
         self.val_rel_l2 = nn.ModuleDict({field: RelativeL2Error() for field in self.problem.fields})
         self.phase = "adam"
-        self._points: dict[str, Tensor] | None = None
-        self._drawn_at = -1
         self._logged_at = -1
         self.save_hyperparameters(
             {
@@ -184,19 +196,18 @@ class PINNModule(pl.LightningModule):
         return DataLoader(_Steps(), batch_size=None)
 
     def training_points(self) -> dict[str, Tensor]:
-        """The points of this step (drawn by ``on_train_batch_start``; drawn here if there are none yet)."""
-        if self._points is None:
-            self._redraw_points()
-        return self._points
-
-    def _redraw_points(self) -> None:
-        self._points = self.draw_points()
-        self._drawn_at = self.global_step
+        """The points of this step (redrawn by ``on_train_batch_start`` when due)."""
+        return self.collocation.current(self.device, self.dtype)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
         terms = self.loss_terms(self.training_points())
         loss = self.total_loss(terms)
+        if self.phase == "lbfgs" and self.trainer.world_size > 1:
+            # every rank's line search must see the same objective: the mean over ranks. Its gradient
+            # is the mean of the local gradients, which is what DDP's reduction makes of them.
+            mean = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean")
+            loss = loss + (mean - loss.detach())
         if not torch.isfinite(loss):
             self._raise_non_finite(terms)
         if self._logged_at != self.global_step:  # L-BFGS calls this many times per step
@@ -227,9 +238,8 @@ class PINNModule(pl.LightningModule):
             self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
             self.trainer.strategy.lr_scheduler_configs = []
             rank_zero_info(f"lightning-pinn: switching to L-BFGS at step {step}")
-        due = self.resample_every and step % self.resample_every == 0 and self._drawn_at != step
-        if self._points is None or due:
-            self._redraw_points()
+        if self.collocation.due(step, self.resample_every):
+            self.collocation.redraw(step, self.device, self.dtype)
             if self.phase == "lbfgs":
                 for optimizer in self.trainer.optimizers:
                     optimizer.state.clear()
@@ -268,7 +278,9 @@ class PINNModule(pl.LightningModule):
         points, _ = self.validation_grid()
         dataset = TensorDataset(torch.as_tensor(points, dtype=torch.float64),
                                 torch.as_tensor(self.reference_values(points), dtype=torch.float64))
-        return DataLoader(dataset, batch_size=self.validation_batch_size)
+        world = self.trainer.world_size if self._trainer is not None else 1
+        sampler = _Shard(dataset, world, self.global_rank) if world > 1 else None
+        return DataLoader(dataset, batch_size=self.validation_batch_size, sampler=sampler)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Update ``val/rel_l2_<field>`` on a batch of the grid; gradients are enabled for subclasses."""
@@ -288,28 +300,15 @@ class PINNModule(pl.LightningModule):
     # ----- checkpoints -------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the optimizer phase, the point streams and the current points."""
-        checkpoint["lightning_pinn"] = {
-            "phase": self.phase,
-            "collocation": self.collocation.state_dict(),
-            "points": None if self._points is None else {k: v.detach().cpu() for k, v in self._points.items()},
-            "drawn_at": self._drawn_at,
-        }
+        """Store the optimizer phase and the collocation state (streams and current points)."""
+        checkpoint["lightning_pinn"] = {"phase": self.phase, "collocation": self.collocation.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built."""
         state = checkpoint.get("lightning_pinn")
-        if not state:
-            return
-        self.phase = state["phase"]
-        self.collocation.load_state_dict(state["collocation"])
-        self._points = state["points"]
-        self._drawn_at = state["drawn_at"]
-
-    def on_fit_start(self) -> None:
-        """Move restored points to the module's device and dtype."""
-        if self._points is not None:
-            self._points = {k: v.to(self.device, self.dtype) for k, v in self._points.items()}
+        if state:
+            self.phase = state["phase"]
+            self.collocation.load_state_dict(state["collocation"])
 
 
 def _check_net(net: nn.Module, problem: Problem) -> None:

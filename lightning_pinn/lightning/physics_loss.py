@@ -72,8 +72,6 @@ class PhysicsLoss(pl.Callback):
         self.sampler, self.resample_every, self.seed = sampler, int(resample_every), int(seed)
         self.check_batch_independence = check_batch_independence
         self.collocation = Collocation(self.problem, sampler, self.seed)
-        self._points: dict[str, Tensor] | None = None
-        self._drawn_at = -1
         self._module: pl.LightningModule | None = None
         self._original_step: Any = None
 
@@ -100,13 +98,10 @@ class PhysicsLoss(pl.Callback):
         return loss
 
     def _points_for(self, module: pl.LightningModule) -> dict[str, Tensor]:
-        step = module.global_step
-        due = self.resample_every and step % self.resample_every == 0 and self._drawn_at != step
-        if self._points is None or due:
-            dtype = next(module.parameters()).dtype
-            self._points = self.collocation.draw(module.device, dtype)
-            self._drawn_at = step
-        return self._points
+        dtype = next(module.parameters()).dtype
+        if self.collocation.due(module.global_step, self.resample_every):
+            return self.collocation.redraw(module.global_step, module.device, dtype)
+        return self.collocation.current(module.device, dtype)
 
     # ----- Lightning hooks ---------------------------------------------------------------------
 
@@ -148,16 +143,11 @@ class PhysicsLoss(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """Point streams and current points, so a resumed run draws what an unbroken one would."""
-        points = None if self._points is None else {k: v.detach().cpu() for k, v in self._points.items()}
-        return {"collocation": self.collocation.state_dict(), "points": points, "drawn_at": self._drawn_at}
+        return {"collocation": self.collocation.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
         self.collocation.load_state_dict(state_dict["collocation"])
-        self._points, self._drawn_at = state_dict["points"], state_dict["drawn_at"]
-        if self._module is not None and self._points is not None:
-            dtype = next(self._module.parameters()).dtype
-            self._points = {k: v.to(self._module.device, dtype) for k, v in self._points.items()}
 
     # ----- checks ------------------------------------------------------------------------------
 

@@ -1,0 +1,48 @@
+"""DDP on CPU with two processes: distinct points per rank, reduced validation metric, shared parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lightning_pinn import PINNModule
+from lightning_pinn.references import BurgersColeHopf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_ddp_cpu_two_processes(tmp_path):
+    probe = tmp_path / "probe"
+    overrides = [
+        "experiment=burgers", "trainer=ddp_cpu", "logger=csv", f"hydra.run.dir={tmp_path}",
+        "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false",
+        "optimizer.lbfgs_from_step=3", "optimizer.lbfgs.max_iter=3",
+        "problem.collocation_points=128", "net.width=8", "net.depth=2", "model.validation_grid={x: 33, t: 11}",
+        "+problem.learnable={lam: 1.0}", "problem.equations.burgers='u_t + lam*u*u_x - nu*u_xx'",
+        f"+callbacks.probe._target_=ddp_probe.RankProbe", f"+callbacks.probe.dirpath={probe}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO / "tests")}
+    result = subprocess.run([sys.executable, "train.py", *overrides], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    points = [torch.load(probe / f"points_rank{r}_of2.pt") for r in (0, 1)]
+    assert points[0]["interior"].shape == points[1]["interior"].shape == (128, 2)
+    assert not torch.allclose(points[0]["interior"], points[1]["interior"])  # each rank draws its own
+    params = [torch.load(probe / f"params_rank{r}_of2.pt") for r in (0, 1)]
+    assert params[0]["lam"].item() != 1.0 and params[0]["lam"].item() == params[1]["lam"].item()
+
+    # the logged error is the one of the whole grid, reduced over both ranks' halves
+    module = PINNModule.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt").double()  # one process
+    x, t = np.meshgrid(np.linspace(-1, 1, 33), np.linspace(0, 1, 11), indexing="ij")
+    with torch.no_grad():
+        pred = module(torch.tensor(np.stack([x.ravel(), t.ravel()], 1))).double().numpy()[:, 0]
+    ref = BurgersColeHopf(0.01 / np.pi)(x.ravel(), t.ravel())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert np.isclose(metrics["val/rel_l2_u"], np.linalg.norm(pred - ref) / np.linalg.norm(ref), rtol=1e-6)
