@@ -32,8 +32,12 @@ def main(steps: int, lbfgs_from_step: int) -> float:
     )
     pl.seed_everything(0)
     net = MLP(in_features=2, out_features=1, width=20, depth=8, bounds=problem.bounds)
-    module = PINNModule(problem, net, lbfgs_from_step=lbfgs_from_step, validation_grid={"x": 256, "t": 100})
-    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, inference_mode=False,
+    lbfgs = {"_target_": "torch.optim.LBFGS", "max_iter": 50, "history_size": 50, "line_search_fn": "strong_wolfe",
+             "tolerance_grad": 0.0, "tolerance_change": 0.0}
+    module = PINNModule(problem, net, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3}, lbfgs=lbfgs,
+                        lbfgs_from_step=lbfgs_from_step, sampler="lhs", validation_grid={"x": 256, "t": 100})
+    trainer = pl.Trainer(max_steps=steps, precision="64-true", logger=False, enable_checkpointing=False,
+                         inference_mode=False,
                          val_check_interval=max(steps // 4, 1), check_val_every_n_epoch=None,
                          num_sanity_val_steps=0, enable_progress_bar=False)
     trainer.fit(module)
@@ -44,7 +48,7 @@ def main(steps: int, lbfgs_from_step: int) -> float:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5200, help="optimizer steps in all (Adam, then L-BFGS)")
-    parser.add_argument("--lbfgs-from-step", type=int, default=5000, help="switch from Adam to L-BFGS here")
+    parser.add_argument("--steps", type=int, default=1130, help="optimizer steps in all (Adam, then L-BFGS)")
+    parser.add_argument("--lbfgs-from-step", type=int, default=1000, help="switch from Adam to L-BFGS here")
     args = parser.parse_args()
     main(args.steps, min(args.lbfgs_from_step, args.steps))

@@ -4,7 +4,9 @@ This is the one function both Lightning adapters call. For each point set of the
 problem (the interior points of the equations, the points of each condition) the
 network runs once on points that require gradients, a :class:`Derivatives` cache
 serves every partial the terms ask for, and each term's residual is evaluated per
-point. Loss terms are mean squares of residuals; the total is their weighted sum.
+point. Autocast is switched off there, so under ``bf16-mixed`` the residuals and their
+derivatives are still computed in the points' dtype (float32 or float64). Loss terms are
+mean squares of residuals; the total is their weighted sum.
 """
 
 from __future__ import annotations
@@ -83,19 +85,23 @@ def residuals(
     params = parameter_values(problem) if params is None else params
     out: dict[str, Tensor] = {}
     for set_name, x in points.items():
-        spec = problem.point_sets[set_name]
-        x = x.detach().requires_grad_(True)
-        y = forward(x)
-        if y.dim() != 2 or y.shape != (x.shape[0], problem.n_fields):
-            raise ValueError(
-                f"the network maps {tuple(x.shape)} points to {tuple(y.shape)}, expected (N, {problem.n_fields}) "
-                f"for fields {list(problem.fields)}"
-            )
-        evaluation = Evaluation(problem, x, y, params)
-        for name in spec.terms:
-            value = problem.terms[name].residual(evaluation)
-            out[name] = _per_point(value, x, name)
+        with torch.autocast(device_type=x.device.type, enabled=False):  # derivatives in the points' dtype
+            out.update(_residuals_on(problem, forward, set_name, x, params))
     return out
+
+
+def _residuals_on(problem: Problem, forward: Forward, set_name: str, x: Tensor, params: Mapping[str, Any]) -> dict:
+    """The residuals of the terms of one point set: one forward pass, one derivative cache."""
+    x = x.detach().requires_grad_(True)
+    y = forward(x)
+    if y.dim() != 2 or y.shape != (x.shape[0], problem.n_fields):
+        raise ValueError(
+            f"the network maps {tuple(x.shape)} points to {tuple(y.shape)}, expected (N, {problem.n_fields}) "
+            f"for fields {list(problem.fields)}"
+        )
+    evaluation = Evaluation(problem, x, y, params)
+    return {name: _per_point(problem.terms[name].residual(evaluation), x, name)
+            for name in problem.point_sets[set_name].terms}
 
 
 def _per_point(value: Any, x: Tensor, name: str) -> Tensor:

@@ -103,3 +103,29 @@ def test_console_script_finds_its_configs_from_any_directory(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "burgers: u_t + u*u_x - nu*u_xx" in result.stdout
+
+
+def run_train(args, cwd=REPO):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.run([sys.executable, "train.py", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_multirun_sweep_gives_each_run_its_own_directory(tmp_path):
+    fast = [a for a in FAST if not a.startswith("net.width")]
+    result = run_train(["-m", "experiment=burgers", "net.width=8,16", "seed=1,2", "logger=none",
+                        f"hydra.sweep.dir={tmp_path}", *fast])
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent.name for p in tmp_path.glob("*/metrics.json"))
+    assert runs == ["0", "1", "2", "3"]
+
+
+def test_optuna_search_minimizes_the_returned_validation_error(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    result = run_train(["-m", "experiment=burgers", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                        "hydra.sweeper.sampler.n_startup_trials=2", "logger=none", f"hydra.sweep.dir={tmp_path}",
+                        *FAST])
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = (tmp_path / "optimization_results.yaml").read_text()
+    values = [json.loads(p.read_text())["val/rel_l2_u"] for p in tmp_path.glob("*/metrics.json")]
+    assert len(values) == 2 and f"best_value: {min(values)}" in best

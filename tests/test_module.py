@@ -242,3 +242,35 @@ def test_redrawing_points_restarts_lbfgs_history(tmp_path, burgers_spec):
 
     assert lbfgs_iterations(0) == 5 * 4  # one history across all steps
     assert lbfgs_iterations(2) == 1 * 4  # reset by the redraw at step 4
+
+
+def test_residual_derivatives_under_bf16_autocast_match_float32(burgers_spec):
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net())
+    points = module.draw_points()
+    plain = module.residuals(points)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = module.residuals(points)
+    for name in plain:
+        assert mixed[name].dtype == torch.float32
+        assert torch.allclose(mixed[name], plain[name], rtol=1e-6, atol=1e-7)
+    # and the net itself does run in bfloat16 under autocast outside the residuals
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert module(points["interior"]).dtype == torch.bfloat16
+
+
+def test_bf16_mixed_training_runs(tmp_path, burgers_spec):
+    module = PINNModule(burgers(burgers_spec), small_net(), validation_grid=16)
+    trainer = small_trainer(tmp_path, max_steps=4, precision="bf16-mixed", val_check_interval=4)
+    trainer.fit(module)
+    assert math.isfinite(trainer.callback_metrics["val/rel_l2_u"])
+
+
+def test_lbfgs_with_fp16_loss_scaling_is_refused_with_what_to_use():
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    from lightning_pinn.lightning.module import check_lbfgs_precision
+
+    scaled = MixedPrecision("16-mixed", "cuda", scaler=torch.amp.GradScaler("cuda", enabled=False))
+    with pytest.raises(ValueError, match="16-mixed.*Use trainer.precision=32-true or 64-true"):
+        check_lbfgs_precision(scaled)
+    check_lbfgs_precision(MixedPrecision("bf16-mixed", "cpu"))  # no loss scaling: allowed

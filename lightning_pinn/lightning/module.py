@@ -187,7 +187,9 @@ class PINNModule(pl.LightningModule):
     # ----- training ----------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """Give each DDP rank its own point streams (seed + rank)."""
+        """Refuse L-BFGS under fp16 loss scaling; give each DDP rank its own point streams (seed + rank)."""
+        if stage == "fit" and self.lbfgs_from_step is not None:
+            check_lbfgs_precision(self.trainer.precision_plugin)
         if self.trainer is not None and self.trainer.world_size > 1:
             self.collocation = Collocation(self.problem, self.sampler, self.seed + self.global_rank)
 
@@ -309,6 +311,16 @@ class PINNModule(pl.LightningModule):
         if state:
             self.phase = state["phase"]
             self.collocation.load_state_dict(state["collocation"])
+
+
+def check_lbfgs_precision(plugin: Any) -> None:
+    """Raise a ValueError saying what to use instead when the precision plugin scales the loss (``16-mixed``)."""
+    if getattr(plugin, "scaler", None) is not None:
+        raise ValueError(
+            "lbfgs_from_step: L-BFGS cannot run with trainer.precision=16-mixed, whose dynamic loss scaling "
+            "breaks its line search (Lightning: 'AMP and the LBFGS optimizer are not compatible'). Use "
+            "trainer.precision=32-true or 64-true (best for L-BFGS), bf16-mixed, or set lbfgs_from_step=null."
+        )
 
 
 def _check_net(net: nn.Module, problem: Problem) -> None:
