@@ -126,8 +126,8 @@ class Problem:
         for key, spec in dict(equations or {}).items():
             residual, weight = _residual_and_weight(spec, f"equations.{key}")
             self._add_term(str(key), residual, INTERIOR, weight, f"equations.{key}")
-        for key, cond in dict(conditions or {}).items():
-            cond = _as_condition(cond, f"conditions.{key}")
+        self._conditions = {k: _as_condition(c, f"conditions.{k}") for k, c in dict(conditions or {}).items()}
+        for key, cond in self._conditions.items():
             where = f"conditions.{key}"
             if key in self.point_sets:
                 raise ValueError(f"{where}: the name {key!r} is taken; rename the condition")
@@ -136,7 +136,6 @@ class Problem:
                 raise ValueError(f"{where}.sampler: expected one of {list(METHODS)} but got {cond.sampler!r}")
             self.point_sets[key] = PointSetSpec(self.box.regions(cond.region, f"{where}.region"), int(cond.points), cond.sampler)
             self._add_term(str(key), cond.residual, key, float(cond.weight), where)
-        self._conditions = {k: _as_condition(c, k) for k, c in dict(conditions or {}).items()}
         self._equations = dict(equations or {})
         self._collocation_points = int(collocation_points)
 
