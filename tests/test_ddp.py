@@ -46,3 +46,14 @@ def test_ddp_cpu_two_processes(tmp_path):
     ref = BurgersColeHopf(0.01 / np.pi)(x.ravel(), t.ravel())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert np.isclose(metrics["val/rel_l2_u"], np.linalg.norm(pred - ref) / np.linalg.norm(ref), rtol=1e-6)
+
+
+def test_physics_loss_under_ddp_cpu(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    result = subprocess.run([sys.executable, "tests/ddp_physics_script.py", str(tmp_path)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert not torch.allclose(ranks[0]["points"]["interior"], ranks[1]["points"]["interior"])
+    a0, a1 = ranks[0]["params"]["a"].item(), ranks[1]["params"]["a"].item()
+    assert a0 != 0.5 and a0 == a1  # optimized, and kept identical by DDP's gradient reduction
