@@ -25,7 +25,7 @@ def test_ddp_cpu_two_processes(tmp_path):
         "optimizer.lbfgs_from_step=3", "optimizer.lbfgs.max_iter=3",
         "problem.collocation_points=128", "net.width=8", "net.depth=2", "model.validation_grid={x: 33, t: 11}",
         "+problem.learnable={lam: 1.0}", "problem.equations.burgers='u_t + lam*u*u_x - nu*u_xx'",
-        f"+callbacks.probe._target_=ddp_probe.RankProbe", f"+callbacks.probe.dirpath={probe}",
+        "+callbacks.probe._target_=ddp_probe.RankProbe", f"+callbacks.probe.dirpath={probe}",
     ]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO / "tests")}
     result = subprocess.run([sys.executable, "train.py", *overrides], cwd=REPO, env=env,
