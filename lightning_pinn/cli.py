@@ -15,6 +15,8 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +28,19 @@ def config_dir() -> str:
     """The packaged configs (installed wheel) or the repository's ``conf/`` (source tree, editable install)."""
     packaged = Path(__file__).parent / "conf"
     return str(packaged if (packaged / "train.yaml").exists() else Path(__file__).parents[1] / "conf")
+
+
+def run_group(task_name: str) -> str:
+    """The wandb group of a run: ``task_name``, or ``<task_name>-<sweep directory name>`` inside a multirun.
+
+    Registered as the ``${run_group:...}`` resolver, so all runs of one sweep share a group.
+    """
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+    return task_name
+
+
+OmegaConf.register_new_resolver("run_group", run_group, replace=True)
 
 
 def train(cfg: DictConfig) -> float | None:

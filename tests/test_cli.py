@@ -129,3 +129,19 @@ def test_optuna_search_minimizes_the_returned_validation_error(tmp_path):
     best = (tmp_path / "optimization_results.yaml").read_text()
     values = [json.loads(p.read_text())["val/rel_l2_u"] for p in tmp_path.glob("*/metrics.json")]
     assert len(values) == 2 and f"best_value: {min(values)}" in best
+
+
+def test_runs_of_one_sweep_share_a_wandb_group(tmp_path):
+    sweep_dir = tmp_path / "sweep-7"
+    result = run_train(["-m", "experiment=burgers", "seed=1,2", "logger=wandb", f"hydra.sweep.dir={sweep_dir}", *FAST])
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = sorted(sweep_dir.glob("*/wandb/offline-run-*/run-*.wandb"))
+    assert len(logs) == 2
+    for log in logs:  # the group is recorded in each run's record log, which `wandb sync` uploads
+        assert b"burgers-sweep-7" in log.read_bytes()
+
+
+def test_a_single_run_is_grouped_by_task_name():
+    from lightning_pinn.cli import run_group
+
+    assert run_group("burgers") == "burgers"  # no Hydra multirun around this call
