@@ -2,9 +2,9 @@
 
 This is the one function both Lightning adapters call. For each point set of the
 problem (the interior points of the equations, the points of each condition) the
-network runs once on points that require gradients, a :class:`Derivatives` cache
-serves every partial the terms ask for, and each term's residual is evaluated per
-point. Autocast is switched off there, so under ``bf16-mixed`` the residuals and their
+derivative engine runs the network once (autograd: on points that require gradients,
+with a memoized :class:`Derivatives` cache; jets: one forward-mode pass that carries every
+partial the terms ask for), and each term's residual is evaluated per point. Autocast is switched off there, so under ``bf16-mixed`` the residuals and their
 derivatives are still computed in the points' dtype (float32 or float64). Loss terms are
 mean squares of residuals; the total is their weighted sum.
 """
@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 
 from lightning_pinn.derivatives.autograd import Derivatives
+from lightning_pinn.derivatives.engines import AutogradEngine, JetEngine
+from lightning_pinn.problem.expressions import Expression
 from lightning_pinn.problem.spec import Problem
 
 Forward = Callable[[Tensor], Tensor]
@@ -33,12 +35,13 @@ class Evaluation:
     Attributes:
         x: the points ``(N, n_coords)``, with ``requires_grad=True``.
         y: the fields ``(N, n_fields)``.
-        derivatives: the memoized :class:`Derivatives` for these points.
+        derivatives: the engine's lookup ``(field, coords) -> (N,)`` for these points
+            (autograd's memoized :class:`Derivatives` by default).
     """
 
-    def __init__(self, problem: Problem, x: Tensor, y: Tensor, params: Mapping[str, Any]):
+    def __init__(self, problem: Problem, x: Tensor, y: Tensor, params: Mapping[str, Any], derivatives: Any = None):
         self.problem, self.x, self.y, self.params = problem, x, y, params
-        self.derivatives = Derivatives(x, y, problem.coords, problem.fields)
+        self.derivatives = derivatives if derivatives is not None else Derivatives(x, y, problem.coords, problem.fields)
         self._columns = {name: x[:, k] for k, name in enumerate(problem.coords)}
 
     def __call__(self, key: str | tuple[str, tuple[str, ...]]) -> Any:
@@ -71,8 +74,18 @@ def parameter_values(problem: Problem, learnable: Mapping[str, Tensor] | None = 
     return values
 
 
+Engine = AutogradEngine | JetEngine
+
+
+def required_derivatives(problem: Problem, point_set: str) -> set[tuple[str, tuple[str, ...]]]:
+    """The partials the expression terms of ``point_set`` ask for (Python residuals say so on first use)."""
+    return {d for name in problem.point_sets[point_set].terms
+            if isinstance(residual := problem.terms[name].residual, Expression) for d in residual.derivatives}
+
+
 def residuals(
-    problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None
+    problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Tensor]:
     """Per-point residuals ``{term: (N,)}`` of every term whose point set is in ``points``.
 
@@ -81,25 +94,23 @@ def residuals(
         forward: the network as a function of points.
         points: ``{point set name: (N, n_coords)}``, as drawn by the module.
         params: parameter values (see :func:`parameter_values`); defaults to the spec's.
+        engine: the derivative engine (see ``derivatives.engines.choose_engine``); autograd by default.
     """
     params = parameter_values(problem) if params is None else params
+    engine = AutogradEngine() if engine is None else engine
     out: dict[str, Tensor] = {}
     for set_name, x in points.items():
         with torch.autocast(device_type=x.device.type, enabled=False):  # derivatives in the points' dtype
-            out.update(_residuals_on(problem, forward, set_name, x, params))
+            out.update(_residuals_on(problem, forward, set_name, x, params, engine))
     return out
 
 
-def _residuals_on(problem: Problem, forward: Forward, set_name: str, x: Tensor, params: Mapping[str, Any]) -> dict:
-    """The residuals of the terms of one point set: one forward pass, one derivative cache."""
-    x = x.detach().requires_grad_(True)
-    y = forward(x)
-    if y.dim() != 2 or y.shape != (x.shape[0], problem.n_fields):
-        raise ValueError(
-            f"the network maps {tuple(x.shape)} points to {tuple(y.shape)}, expected (N, {problem.n_fields}) "
-            f"for fields {list(problem.fields)}"
-        )
-    evaluation = Evaluation(problem, x, y, params)
+def _residuals_on(problem: Problem, forward: Forward, set_name: str, x: Tensor, params: Mapping[str, Any],
+                  engine: Engine) -> dict:
+    """The residuals of the terms of one point set: one network pass, one derivative lookup."""
+    x, y, derivatives = engine.evaluate(forward, x, problem.coords, problem.fields,
+                                        required_derivatives(problem, set_name), set_name)
+    evaluation = Evaluation(problem, x, y, params, derivatives)
     return {name: _per_point(problem.terms[name].residual(evaluation), x, name)
             for name in problem.point_sets[set_name].terms}
 
@@ -116,10 +127,11 @@ def _per_point(value: Any, x: Tensor, name: str) -> Tensor:
 
 
 def loss_terms(
-    problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None
+    problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Tensor]:
     """Unweighted loss terms ``{term: mean(residual**2)}``."""
-    return {name: r.square().mean() for name, r in residuals(problem, forward, points, params).items()}
+    return {name: r.square().mean() for name, r in residuals(problem, forward, points, params, engine).items()}
 
 
 def weighted_total(problem: Problem, terms: Mapping[str, Tensor]) -> Tensor:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, TensorDataset
 
 from lightning_pinn.config import build, build_factory, config_of, to_plain
+from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.problem.spec import Problem
@@ -60,7 +61,8 @@ class PINNModule(pl.LightningModule):
     """Trains ``net`` so that its fields satisfy ``problem``: residual losses on collocation points.
 
     One training step draws (or reuses) the collocation points of every point set,
-    evaluates each equation and condition residual with derivatives from autograd,
+    evaluates each equation and condition residual with derivatives from the chosen
+    engine (forward-mode jets for MLP-family networks, nested autograd otherwise),
     logs ``train/<term>`` and ``train/loss`` once per optimizer step, and returns
     the weighted total. Validation scores the fields against ``problem.reference``
     on a grid (``val/rel_l2_<field>``).
@@ -80,6 +82,11 @@ class PINNModule(pl.LightningModule):
         validation_grid: points per coordinate of the validation grid, an int for all or
             ``{coord: n}``; used when the problem has a reference.
         validation_batch_size: grid points per validation batch.
+        derivatives: ``auto`` (jets when every module of ``net`` has a jet rule and ``forward``
+            is not overridden, else autograd; says once which and why), ``autograd`` or ``jets``.
+        compile: compile the training loss with ``torch.compile`` (jets only: nested autograd
+            cannot be compiled); ``True``, or a dict of ``torch.compile`` options such as
+            ``{"mode": "reduce-overhead"}`` (CUDA graphs on GPU). The first steps compile.
 
     Methods a subclass overrides:
         ``forward(coords)``: fields at points (default ``net(coords)``); use it for output
@@ -108,6 +115,8 @@ class PINNModule(pl.LightningModule):
         seed: int = 0,
         validation_grid: int | Mapping[str, int] = 101,
         validation_batch_size: int = 8192,
+        derivatives: str = "auto",
+        compile: bool | Mapping[str, Any] = False,
     ):
         super().__init__()
         if problem is None:
@@ -140,6 +149,13 @@ class PINNModule(pl.LightningModule):
         self.val_rel_l2 = nn.ModuleDict({field: RelativeL2Error() for field in self.problem.fields})
         self.phase = "adam"
         self._logged_at = -1
+        if derivatives not in ENGINES:
+            raise ValueError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
+        why_not_net = None if type(self).forward is PINNModule.forward else f"{type(self).__name__}.forward is overridden"
+        self.derivative_engine, reason = choose_engine(derivatives, self.net, self.problem.n_coords, why_not_net)
+        """The engine behind :meth:`residuals` (see ``lightning_pinn.derivatives.engines``)."""
+        rank_zero_info(f"lightning-pinn: {reason}")
+        self._compiled_loss_terms = self._compile_loss_terms(compile)
         self.save_hyperparameters(
             {
                 "problem": config_of(problem),
@@ -153,6 +169,8 @@ class PINNModule(pl.LightningModule):
                 "seed": seed,
                 "validation_grid": to_plain(validation_grid),
                 "validation_batch_size": validation_batch_size,
+                "derivatives": derivatives,
+                "compile": to_plain(compile),
             }
         )
 
@@ -168,7 +186,7 @@ class PINNModule(pl.LightningModule):
 
     def residuals(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-point residuals ``{term: (N,)}``; override to add terms written in Python."""
-        return residuals(self.problem, self, points, self.parameter_values())
+        return residuals(self.problem, self, points, self.parameter_values(), self.derivative_engine)
 
     def loss_terms(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Unweighted loss terms ``{term: mean(residual**2)}``."""
@@ -179,6 +197,16 @@ class PINNModule(pl.LightningModule):
         known = {k: v for k, v in terms.items() if k in self.problem.terms}
         extra = [v for k, v in terms.items() if k not in self.problem.terms]
         return weighted_total(self.problem, known) + sum(extra)
+
+    def _compile_loss_terms(self, options: bool | Mapping[str, Any]) -> Any:
+        if options is False or options is None:
+            return self.loss_terms
+        options = {} if options is True else dict(to_plain(options))
+        if not is_compilable(self.derivative_engine):
+            rank_zero_info("lightning-pinn: compile=true needs derivatives by jets (torch.compile does not support "
+                           "the double backward of nested autograd); the loss runs eagerly")
+            return self.loss_terms
+        return torch.compile(self.loss_terms, **{"dynamic": False, **options})
 
     def draw_points(self) -> dict[str, Tensor]:
         """A fresh draw of every point set, on this module's device and dtype."""
@@ -203,7 +231,7 @@ class PINNModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
-        terms = self.loss_terms(self.training_points())
+        terms = self._compiled_loss_terms(self.training_points())
         loss = self.total_loss(terms)
         if self.phase == "lbfgs" and self.trainer.world_size > 1:
             # every rank's line search must see the same objective: the mean over ranks. Its gradient

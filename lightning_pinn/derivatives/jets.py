@@ -1,0 +1,386 @@
+"""Forward-mode derivative jets: every partial an equation needs, in one forward pass.
+
+A jet of a hidden activation ``h(x)`` at each point is its truncated multivariate Taylor
+polynomial in the coordinates: the value ``h`` and the normalised coefficients
+``c_a = (d^a h) / a!`` for each multi-index ``a`` (``a = (2, 0)`` is ``h_xx / 2``) of a
+fixed, downward-closed set. Jets pass through a network layer by layer:
+
+- a linear layer maps the value and every coefficient by ``W`` (the bias goes to the
+  value only);
+- an elementwise activation ``f`` composes as ``f(v + d) = f(v) + sum_n f^(n)(v) d^n / n!``,
+  where ``d`` is the polynomial of the coefficients and ``d^n`` is truncated to the set
+  (the multivariate Faa di Bruno formula, exact);
+- input scaling, Fourier features and residual connections are affine maps, sines and
+  cosines, and sums.
+
+The result is an ordinary differentiable function of the network's parameters, so the
+parameter gradient is one first-order backward pass, and the whole loss can be compiled
+with ``torch.compile`` (nested ``autograd.grad`` cannot). Networks are supported when every
+module on the path has a jet rule (see :func:`register_jet_rule`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable, Iterable, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MAX_ORDER = 8
+"""The highest total derivative order a jet carries (the same bound as the expression language)."""
+
+MultiIndex = tuple[int, ...]
+
+
+class JetUnsupportedError(TypeError):
+    """The network contains a module without a jet rule; the message names it."""
+
+
+class Jet(NamedTuple):
+    """Values ``(N, H)`` and normalised Taylor coefficients ``(K, N, H)`` of one activation."""
+
+    value: Tensor
+    coeffs: Tensor
+
+
+class JetIndex:
+    """The multi-indices a jet carries and the tables that multiply truncated polynomials.
+
+    Args:
+        n_coords: number of coordinates ``d``.
+        required: multi-indices (tuples of ``d`` counts) that must be available; the set
+            is closed downwards (``(2, 1)`` brings ``(1, 0)``, ``(0, 1)``, ``(1, 1)`` and ``(2, 0)``).
+
+    Example:
+        >>> JetIndex(2, [(2, 0), (0, 1)]).multi
+        [(1, 0), (0, 1), (2, 0)]
+    """
+
+    def __init__(self, n_coords: int, required: Iterable[MultiIndex]):
+        required = [tuple(int(c) for c in a) for a in required]
+        for a in required:
+            if len(a) != n_coords or min(a, default=0) < 0:
+                raise ValueError(f"multi-index {a} does not fit {n_coords} coordinates")
+            if sum(a) > MAX_ORDER:
+                raise ValueError(f"derivative order {sum(a)} of {a} is above the maximum {MAX_ORDER}")
+        closed = {b for a in required for b in itertools.product(*(range(c + 1) for c in a)) if sum(b) > 0}
+        self.n_coords = n_coords
+        self.multi: list[MultiIndex] = sorted(closed, key=lambda a: (sum(a), tuple(-c for c in a)))
+        """The non-constant multi-indices, by total order; row ``k`` of ``Jet.coeffs`` holds ``multi[k]``."""
+        self.position = {a: k for k, a in enumerate(self.multi)}
+        self.order = max((sum(a) for a in self.multi), default=0)
+        # power n of the coefficient polynomial: P_n = P_(n-1) * P_1, truncated. P_(n-1) lives on orders >= n-1.
+        self._power_tables: list[tuple[list[int], list[int], list[int]]] = []
+        for n in range(2, self.order + 1):
+            rows = [(i, j, self.position[s]) for i, a in enumerate(self.multi) if sum(a) >= n - 1
+                    for j, b in enumerate(self.multi)
+                    if (s := tuple(p + q for p, q in zip(a, b))) in self.position]
+            self._power_tables.append(tuple(map(list, zip(*rows))) if rows else ([], [], []))
+        self._tensors: dict[torch.device, list[tuple[Tensor, Tensor, Tensor]]] = {}
+        self.factorials = [math.prod(math.factorial(c) for c in a) for a in self.multi]
+        """``a!`` per row: the derivative is ``a! * coeffs[row]``."""
+
+    def __len__(self) -> int:
+        return len(self.multi)
+
+    def __contains__(self, a: MultiIndex) -> bool:
+        return sum(a) == 0 or a in self.position
+
+    def seed(self, x: Tensor) -> Jet:
+        """The jet of the inputs themselves: ``x`` and unit first-order coefficients."""
+        coeffs = x.new_zeros(len(self.multi), x.shape[0], x.shape[1])
+        for j in range(self.n_coords):
+            unit = tuple(int(i == j) for i in range(self.n_coords))
+            if unit in self.position:
+                coeffs[self.position[unit], :, j] = 1.0
+        return Jet(x, coeffs)
+
+    def powers(self, d: Tensor) -> list[Tensor]:
+        """``[d, d^2, ..., d^order]`` for coefficients ``d`` of shape ``(K, N, H)``, truncated to the set."""
+        tables = self._tables(d.device)
+        out = [d]
+        for rows, cols, targets in tables:
+            if rows.numel() == 0:
+                out.append(torch.zeros_like(d))
+                continue
+            products = out[-1].index_select(0, rows) * d.index_select(0, cols)
+            out.append(torch.zeros_like(d).index_add(0, targets, products))
+        return out
+
+    def _tables(self, device: torch.device) -> list[tuple[Tensor, Tensor, Tensor]]:
+        if device not in self._tensors:
+            self._tensors[device] = [tuple(torch.tensor(t, dtype=torch.long, device=device) for t in table)
+                                     for table in self._power_tables]
+        return self._tensors[device]
+
+
+# ----- elementwise activations: values and derivatives f^(1..n)(v) --------------------------------
+
+def _polynomial_derivatives(base: list[float], order: int) -> list[list[float]]:
+    """Coefficients of ``f^(k)`` as polynomials in ``f`` when ``f' = base(f)`` (tanh: 1 - f^2)."""
+    polys = [[0.0, 1.0]]  # f itself
+    for _ in range(order):
+        p = polys[-1]
+        dp = [k * p[k] for k in range(1, len(p))] or [0.0]
+        product = [0.0] * (len(dp) + len(base) - 1)
+        for i, a in enumerate(dp):
+            for j, b in enumerate(base):
+                product[i + j] += a * b
+        polys.append(product)
+    return polys[1:]
+
+
+def _horner(coefficients: list[float], t: Tensor) -> Tensor:
+    result = torch.full_like(t, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result = result * t + c
+    return result
+
+
+def _polynomial_activation(f: Callable[[Tensor], Tensor], base: list[float]) -> Callable[[Tensor, int], list[Tensor]]:
+    def derivatives(v: Tensor, order: int) -> list[Tensor]:
+        t = f(v)
+        return [t] + [_horner(p, t) for p in _polynomial_derivatives(base, order)]
+    return derivatives
+
+
+_tanh_derivatives = _polynomial_activation(torch.tanh, [1.0, 0.0, -1.0])
+_sigmoid_derivatives = _polynomial_activation(torch.sigmoid, [0.0, 1.0, -1.0])
+
+
+def _sin_derivatives(v: Tensor, order: int) -> list[Tensor]:
+    s, c = torch.sin(v), torch.cos(v)
+    cycle = [s, c, -s, -c]
+    return [cycle[k % 4] for k in range(order + 1)]
+
+
+def _cos_derivatives(v: Tensor, order: int) -> list[Tensor]:
+    s, c = torch.sin(v), torch.cos(v)
+    cycle = [c, -s, -c, s]
+    return [cycle[k % 4] for k in range(order + 1)]
+
+
+def _times_x(g: list[Tensor], v: Tensor) -> list[Tensor]:
+    """Derivatives of ``x * g(x)`` from those of ``g`` (Leibniz): ``x g^(k) + k g^(k-1)``."""
+    return [v * g[0]] + [v * g[k] + k * g[k - 1] for k in range(1, len(g))]
+
+
+def _normal_cdf_derivatives(v: Tensor, order: int) -> list[Tensor]:
+    """``Phi`` and its derivatives: ``Phi^(k) = (-1)^(k-1) He_(k-1)(x) phi(x)``."""
+    phi = torch.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+    out = [0.5 * (1 + torch.erf(v / math.sqrt(2)))]
+    hermite = [torch.ones_like(v), v]  # probabilists' Hermite polynomials He_0, He_1, ...
+    for k in range(1, order + 1):
+        while len(hermite) < k:
+            n = len(hermite) - 1
+            hermite.append(v * hermite[n] - n * hermite[n - 1])
+        out.append((-1) ** (k - 1) * hermite[k - 1] * phi)
+    return out
+
+
+ActivationDerivatives = Callable[[nn.Module, Tensor, int], list[Tensor]]
+ACTIVATIONS: dict[type, ActivationDerivatives] = {}
+"""Elementwise activation type -> ``(module, v, order) -> [f(v), f'(v), ..., f^(order)(v)]``."""
+
+
+def register_activation(module_type: type) -> Callable[[ActivationDerivatives], ActivationDerivatives]:
+    """Decorator: declare an elementwise activation by its derivatives (jets compose them exactly)."""
+    def decorate(fn: ActivationDerivatives) -> ActivationDerivatives:
+        ACTIVATIONS[module_type] = fn
+        return fn
+    return decorate
+
+
+register_activation(nn.Tanh)(lambda module, v, order: _tanh_derivatives(v, order))
+register_activation(nn.Sigmoid)(lambda module, v, order: _sigmoid_derivatives(v, order))
+register_activation(nn.SiLU)(lambda module, v, order: _times_x(_sigmoid_derivatives(v, order), v))
+
+
+@register_activation(nn.GELU)
+def _gelu(module: nn.GELU, v: Tensor, order: int) -> list[Tensor]:
+    if module.approximate != "none":
+        raise JetUnsupportedError("GELU(approximate='tanh') has no jet rule; use GELU() (exact)")
+    return _times_x(_normal_cdf_derivatives(v, order), v)
+
+
+@register_activation(nn.Softplus)
+def _softplus(module: nn.Softplus, v: Tensor, order: int) -> list[Tensor]:
+    beta, linear = module.beta, v * module.beta > module.threshold  # torch's softplus is x above the threshold
+    s = _sigmoid_derivatives(beta * v, max(order - 1, 0))
+    out = [beta ** (k - 1) * s[k - 1] for k in range(1, order + 1)]
+    return [F.softplus(v, beta, module.threshold)] + [torch.where(linear, float(k == 1), d)
+                                                      for k, d in enumerate(out, start=1)]
+
+
+@register_activation(nn.ReLU)
+def _relu(module: nn.ReLU, v: Tensor, order: int) -> list[Tensor]:
+    return [torch.relu(v), (v > 0).to(v.dtype)] + [torch.zeros_like(v)] * max(order - 1, 0)
+
+
+def compose(derivatives: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
+    """The jet of ``f(h)`` from ``[f(v), f'(v), ...]`` at the values of ``h`` and the jet of ``h``."""
+    if len(index) == 0:
+        return Jet(derivatives[0], jet.coeffs)
+    powers = index.powers(jet.coeffs)
+    coeffs = derivatives[1] * powers[0]
+    for n in range(2, len(powers) + 1):
+        coeffs = coeffs + derivatives[n] * (powers[n - 1] / math.factorial(n))
+    return Jet(derivatives[0], coeffs)
+
+
+# ----- jet rules per module type ------------------------------------------------------------------
+
+JetRule = Callable[[nn.Module, Jet, JetIndex, str], Jet]
+JET_RULES: dict[type, JetRule] = {}
+"""Module type -> rule ``(module, jet, index, path) -> jet``. Exact types only: a subclass that
+overrides ``forward`` is not covered by its parent's rule."""
+
+
+def register_jet_rule(module_type: type) -> Callable[[JetRule], JetRule]:
+    """Decorator: declare how jets pass through ``module_type`` (for your own layers).
+
+    Example:
+        >>> class Double(nn.Module):
+        ...     def forward(self, x): return 2 * x
+        >>> @register_jet_rule(Double)
+        ... def _double(module, jet, index, path): return Jet(2 * jet.value, 2 * jet.coeffs)
+    """
+    def decorate(rule: JetRule) -> JetRule:
+        JET_RULES[module_type] = rule
+        return rule
+    return decorate
+
+
+def jet_through(module: nn.Module, jet: Jet, index: JetIndex, path: str = "net") -> Jet:
+    """Push ``jet`` through ``module``; raises :class:`JetUnsupportedError` naming the module without a rule."""
+    rule = JET_RULES.get(type(module))
+    if rule is not None:
+        return rule(module, jet, index, path)
+    activation = ACTIVATIONS.get(type(module))
+    if activation is None:
+        raise JetUnsupportedError(f"{path} is a {type(module).__name__}, which has no jet rule")
+    try:
+        derivatives = activation(module, jet.value, index.order)
+    except JetUnsupportedError as err:
+        raise JetUnsupportedError(f"{path}: {err}") from None
+    return compose(derivatives, jet, index)
+
+
+@register_jet_rule(nn.Linear)
+def _linear(module: nn.Linear, jet: Jet, index: JetIndex, path: str) -> Jet:
+    return Jet(F.linear(jet.value, module.weight, module.bias), F.linear(jet.coeffs, module.weight))
+
+
+@register_jet_rule(nn.Identity)
+def _identity(module: nn.Module, jet: Jet, index: JetIndex, path: str) -> Jet:
+    return jet
+
+
+@register_jet_rule(nn.Sequential)
+def _sequential(module: nn.Sequential, jet: Jet, index: JetIndex, path: str) -> Jet:
+    for name, child in module.named_children():
+        jet = jet_through(child, jet, index, f"{path}.{name}")
+    return jet
+
+
+def sin_cos(jet: Jet, index: JetIndex) -> tuple[Jet, Jet]:
+    """The jets of ``sin(h)`` and ``cos(h)`` (for Fourier features and custom rules)."""
+    return (compose(_sin_derivatives(jet.value, index.order), jet, index),
+            compose(_cos_derivatives(jet.value, index.order), jet, index))
+
+
+def product(a: Jet, b: Jet, index: JetIndex) -> Jet:
+    """The jet of the elementwise product ``h * g`` (for gated layers and output transforms)."""
+    k = len(index)
+    both = torch.cat([a.coeffs, b.coeffs], dim=0)  # one index_select pass over both factors
+    pairs = [(i, j, index.position[s]) for i, p in enumerate(index.multi) for j, q in enumerate(index.multi)
+             if (s := tuple(x + y for x, y in zip(p, q))) in index.position]
+    coeffs = a.value * b.coeffs + b.value * a.coeffs
+    if pairs:
+        rows, cols, targets = (torch.tensor(t, dtype=torch.long, device=a.value.device) for t in zip(*pairs))
+        products = both.index_select(0, rows) * both.index_select(0, cols + k)
+        coeffs = coeffs.index_add(0, targets, products)
+    return Jet(a.value * b.value, coeffs)
+
+
+def network_jet(net: nn.Module, x: Tensor, index: JetIndex) -> Jet:
+    """The jet of the network's outputs at points ``x`` of shape ``(N, d)``."""
+    return jet_through(net, index.seed(x), index)
+
+
+def unsupported_reason(net: nn.Module, n_coords: int) -> str | None:
+    """Why jets cannot run ``net`` (a module without a rule, or a result that differs from
+    ``net(x)``, e.g. a subclass that changed ``forward``), or None when they can."""
+    parameter = next(net.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    probe = torch.rand(3, n_coords, dtype=dtype, device=device, generator=torch.Generator().manual_seed(0)).to(device)
+    try:
+        with torch.no_grad():
+            value = network_jet(net, probe, JetIndex(n_coords, [])).value
+            expected = net(probe)
+    except JetUnsupportedError as err:
+        return str(err)
+    if value.shape != expected.shape or not torch.allclose(value, expected, rtol=1e-4, atol=1e-6):
+        return f"the jet of {type(net).__name__} does not reproduce its forward() (a changed forward or a hook)"
+    return None
+
+
+class JetDerivatives:
+    """The partials of named fields at points ``x`` from one jet pass; same interface as ``Derivatives``.
+
+    Args:
+        net: the network (every module on its path needs a jet rule).
+        x: points ``(N, d)``; they need not require gradients.
+        coords, fields: the names of the columns of ``x`` and of the outputs.
+        required: ``(field, coords)`` derivatives to compute in the pass. A request outside
+            the set is added to ``required`` (so the caller's next step includes it) and
+            served by a new pass.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+        >>> D = JetDerivatives(net, torch.rand(5, 2), ["x", "t"], ["u"], {("u", ("x", "x"))})
+        >>> D("u", ("x", "x")).shape
+        torch.Size([5])
+    """
+
+    def __init__(self, net: nn.Module, x: Tensor, coords: Sequence[str], fields: Sequence[str],
+                 required: set[tuple[str, tuple[str, ...]]]):
+        self.net, self.x = net, x
+        self._coord_index = {name: k for k, name in enumerate(coords)}
+        self._field_index = {name: k for k, name in enumerate(fields)}
+        self.required = required
+        self.passes = 0
+        """How many jet passes this object has run (1 unless a request was outside ``required``)."""
+        self._run()
+
+    def _multi(self, wrt: Sequence[str]) -> MultiIndex:
+        counts = [0] * len(self._coord_index)
+        for c in wrt:
+            if c not in self._coord_index:
+                raise KeyError(f"unknown coordinate {c!r}; coordinates are {list(self._coord_index)}")
+            counts[self._coord_index[c]] += 1
+        return tuple(counts)
+
+    def _run(self) -> None:
+        self.index = JetIndex(len(self._coord_index), [self._multi(wrt) for _, wrt in self.required])
+        jet = network_jet(self.net, self.x, self.index)
+        self.y, self._coeffs = jet.value, jet.coeffs
+        self.passes += 1
+
+    def __call__(self, field: str, wrt: Sequence[str] = ()) -> Tensor:
+        """The ``(N,)`` partial of ``field`` along the coordinate names in ``wrt`` (order irrelevant)."""
+        if field not in self._field_index:
+            raise KeyError(f"unknown field {field!r}; fields are {list(self._field_index)}")
+        a = self._multi(wrt)
+        column = self._field_index[field]
+        if sum(a) == 0:
+            return self.y[:, column]
+        if a not in self.index:
+            self.required.add((field, tuple(sorted(wrt))))
+            self._run()
+        row = self.index.position[a]
+        return self.index.factorials[row] * self._coeffs[row, :, column]
