@@ -83,6 +83,13 @@ def required_derivatives(problem: Problem, point_set: str) -> set[tuple[str, tup
             if isinstance(residual := problem.terms[name].residual, Expression) for d in residual.derivatives}
 
 
+def prepare_engine(engine: Engine, problem: Problem, points: Mapping[str, Tensor]) -> None:
+    """Let the engine plan its passes over these point sets before a (compiled) evaluation."""
+    if isinstance(engine, JetEngine) and points:
+        device = next(iter(points.values())).device
+        engine.prepare(problem.coords, {name: required_derivatives(problem, name) for name in points}, device)
+
+
 def residuals(
     problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None,
     engine: Engine | None = None,

@@ -124,3 +124,17 @@ def test_gradient_accumulation_runs(tmp_path):
     trainer = small_trainer(tmp_path, max_steps=4, accumulate_grad_batches=2, callbacks=[PhysicsLoss(ode_problem())])
     trainer.fit(module)
     assert trainer.global_step == 4
+
+
+def test_fields_named_by_a_submodule_run_on_jets_and_match_autograd(tmp_path):
+    from lightning_pinn.derivatives.engines import AutogradEngine, JetEngine
+
+    module = Regressor().double()
+    callbacks = {fields: PhysicsLoss(ode_problem(), fields=fields) for fields in (None, "net")}
+    for fields, physics in callbacks.items():
+        small_trainer(tmp_path, max_steps=1, callbacks=[physics], precision="64-true").fit(module)
+        assert isinstance(physics.engine, JetEngine if fields == "net" else AutogradEngine)
+    losses = {fields: physics.compute(module, log=False) for fields, physics in callbacks.items()}  # same weights
+    torch.testing.assert_close(losses["net"], losses[None], rtol=1e-10, atol=0)
+    with pytest.raises(ValueError, match="derivatives=jets cannot run this network: the fields come from Regressor.forward"):
+        small_trainer(tmp_path, max_steps=1, callbacks=[PhysicsLoss(ode_problem(), derivatives="jets")]).fit(Regressor())

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_pinn.derivatives.autograd import Derivatives
-from lightning_pinn.derivatives.jets import JetDerivatives, unsupported_reason
+from lightning_pinn.derivatives.jets import JetDerivatives, JetIndex, index_for, unsupported_reason
 
 ENGINES = ("auto", "autograd", "jets")
 """The values of the ``derivatives`` option."""
@@ -56,16 +56,27 @@ class JetEngine:
 
     name = "jets"
 
-    def __init__(self, net: nn.Module, required: dict[str, Required] | None = None):
+    def __init__(self, net: nn.Module):
         self.net = net
-        self.required: dict[str, Required] = {k: set(v) for k, v in (required or {}).items()}
+        self.required: dict[str, Required] = {}
+        """Per point set, the partials its terms have asked for."""
+        self._indices: dict[str, JetIndex] = {}
+
+    def prepare(self, coords: Sequence[str], required: dict[str, Required], device: torch.device) -> None:
+        """Build the jet indices of these point sets now, outside any compiled region."""
+        for point_set, needed in required.items():
+            known = self.required.setdefault(point_set, set())
+            if point_set not in self._indices or not needed <= known:
+                known |= needed
+                self._indices[point_set] = index_for(coords, known, device)
 
     def evaluate(self, forward: Callable[[Tensor], Tensor], x: Tensor, coords: Sequence[str],
                  fields: Sequence[str], required: Required, point_set: str = "") -> tuple[Tensor, Tensor, JetDerivatives]:
         """``(x, y, derivatives)`` at points ``x`` from one jet pass (``forward`` is not called)."""
-        known = self.required.setdefault(point_set, set())
-        known |= required
-        derivatives = JetDerivatives(self.net, x.detach(), coords, fields, known)
+        if point_set not in self._indices:
+            self.prepare(coords, {point_set: required}, x.device)
+        derivatives = JetDerivatives(self.net, x.detach(), coords, fields, self.required[point_set],
+                                     self._indices[point_set], lambda index: self._indices.__setitem__(point_set, index))
         check_fields(x, derivatives.y, fields)
         return x.detach(), derivatives.y, derivatives
 

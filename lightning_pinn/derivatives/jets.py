@@ -339,6 +339,9 @@ class JetDerivatives:
         required: ``(field, coords)`` derivatives to compute in the pass. A request outside
             the set is added to ``required`` (so the caller's next step includes it) and
             served by a new pass.
+        index: a prebuilt :class:`JetIndex` covering ``required`` (built from it when None);
+            building it outside ``torch.compile`` keeps the compiled graph free of breaks.
+        on_new_index: called with the new index when a request outside the set extends it.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
@@ -348,26 +351,18 @@ class JetDerivatives:
     """
 
     def __init__(self, net: nn.Module, x: Tensor, coords: Sequence[str], fields: Sequence[str],
-                 required: set[tuple[str, tuple[str, ...]]]):
+                 required: set[tuple[str, tuple[str, ...]]], index: JetIndex | None = None,
+                 on_new_index: Callable[[JetIndex], None] | None = None):
         self.net, self.x = net, x
-        self._coord_index = {name: k for k, name in enumerate(coords)}
-        self._field_index = {name: k for k, name in enumerate(fields)}
-        self.required = required
+        self.coords, self._field_index = list(coords), {name: k for k, name in enumerate(fields)}
+        self.required, self._on_new_index = required, on_new_index
         self.passes = 0
         """How many jet passes this object has run (1 unless a request was outside ``required``)."""
-        self._run()
+        self._run(index if index is not None else index_for(self.coords, required))
 
-    def _multi(self, wrt: Sequence[str]) -> MultiIndex:
-        counts = [0] * len(self._coord_index)
-        for c in wrt:
-            if c not in self._coord_index:
-                raise KeyError(f"unknown coordinate {c!r}; coordinates are {list(self._coord_index)}")
-            counts[self._coord_index[c]] += 1
-        return tuple(counts)
-
-    def _run(self) -> None:
-        self.index = JetIndex(len(self._coord_index), [self._multi(wrt) for _, wrt in self.required])
-        jet = network_jet(self.net, self.x, self.index)
+    def _run(self, index: JetIndex) -> None:
+        self.index = index
+        jet = network_jet(self.net, self.x, index)
         self.y, self._coeffs = jet.value, jet.coeffs
         self.passes += 1
 
@@ -375,12 +370,32 @@ class JetDerivatives:
         """The ``(N,)`` partial of ``field`` along the coordinate names in ``wrt`` (order irrelevant)."""
         if field not in self._field_index:
             raise KeyError(f"unknown field {field!r}; fields are {list(self._field_index)}")
-        a = self._multi(wrt)
+        a = multi_index(self.coords, wrt)
         column = self._field_index[field]
         if sum(a) == 0:
             return self.y[:, column]
         if a not in self.index:
             self.required.add((field, tuple(sorted(wrt))))
-            self._run()
+            self._run(index_for(self.coords, self.required))
+            if self._on_new_index is not None:
+                self._on_new_index(self.index)
         row = self.index.position[a]
         return self.index.factorials[row] * self._coeffs[row, :, column]
+
+
+def multi_index(coords: Sequence[str], wrt: Sequence[str]) -> MultiIndex:
+    """``("x", "x", "t")`` over coordinates ``["x", "t"]`` -> ``(2, 1)``."""
+    for c in wrt:
+        if c not in coords:
+            raise KeyError(f"unknown coordinate {c!r}; coordinates are {list(coords)}")
+    return tuple(sum(1 for c in wrt if c == name) for name in coords)
+
+
+def index_for(coords: Sequence[str], required: Iterable[tuple[str, Sequence[str]]], device: torch.device | None = None
+              ) -> JetIndex:
+    """The :class:`JetIndex` that carries every ``(field, coords)`` partial in ``required``
+    (with its tables on ``device`` when given, so later passes build nothing)."""
+    index = JetIndex(len(coords), [multi_index(coords, wrt) for _, wrt in required])
+    if device is not None:
+        index._tables(torch.device(device))
+    return index

@@ -17,7 +17,7 @@ from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compil
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.problem.spec import Problem
-from lightning_pinn.residuals import parameter_values, residuals, weighted_total
+from lightning_pinn.residuals import parameter_values, prepare_engine, residuals, weighted_total
 
 
 class NonFiniteLossError(RuntimeError):
@@ -231,7 +231,9 @@ class PINNModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
-        terms = self._compiled_loss_terms(self.training_points())
+        points = self.training_points()
+        prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
+        terms = self._compiled_loss_terms(points)
         loss = self.total_loss(terms)
         if self.phase == "lbfgs" and self.trainer.world_size > 1:
             # every rank's line search must see the same objective: the mean over ranks. Its gradient

@@ -8,13 +8,15 @@ import warnings
 from typing import Any, Callable, Iterator, Mapping
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
 import torch
 from torch import Tensor, nn
 
 from lightning_pinn.config import build
+from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine
 from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.problem.spec import Problem
-from lightning_pinn.residuals import parameter_values, residuals, weighted_total
+from lightning_pinn.residuals import parameter_values, prepare_engine, residuals, weighted_total
 
 FieldsFn = Callable[[pl.LightningModule, Tensor], Tensor]
 """How to get fields from the host module: ``(module, coords (N, n_coords)) -> (N, n_fields)``."""
@@ -44,6 +46,8 @@ class PhysicsLoss(pl.Callback):
         check_batch_independence: at setup, perturb one point and refuse a module whose other
             outputs move (BatchNorm in training mode, attention across the batch): per-point
             derivatives through ``grad_outputs=ones`` would be wrong for it.
+        derivatives: ``auto`` (forward-mode jets when ``fields`` names a submodule every module
+            of which has a jet rule, e.g. ``fields="net"``; autograd otherwise), ``autograd`` or ``jets``.
 
     For modules with manual optimization, call :meth:`compute` in ``training_step``
     and add its result to the loss before ``manual_backward``.
@@ -58,6 +62,7 @@ class PhysicsLoss(pl.Callback):
         resample_every: int = 0,
         seed: int = 0,
         check_batch_independence: bool = True,
+        derivatives: str = "auto",
     ):
         self.problem: Problem = build(problem, "problem")
         if not isinstance(self.problem, Problem):
@@ -71,6 +76,11 @@ class PhysicsLoss(pl.Callback):
         self.fields, self.weight = fields, float(weight)
         self.sampler, self.resample_every, self.seed = sampler, int(resample_every), int(seed)
         self.check_batch_independence = check_batch_independence
+        if derivatives not in ENGINES:
+            raise ValueError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
+        self.derivatives = derivatives
+        self.engine: Any = AutogradEngine()
+        """The derivative engine, chosen at ``setup`` (see ``lightning_pinn.derivatives.engines``)."""
         self.collocation = Collocation(self.problem, sampler, self.seed)
         self._module: pl.LightningModule | None = None
         self._original_step: Any = None
@@ -89,8 +99,9 @@ class PhysicsLoss(pl.Callback):
         """The weighted physics loss on this step's points (for manual optimization too)."""
         points = self._points_for(module)
         params = parameter_values(self.problem, getattr(module, "physics_params", None))
-        terms = {k: r.square().mean() for k, r in
-                 residuals(self.problem, lambda x: self.evaluate_fields(module, x), points, params).items()}
+        prepare_engine(self.engine, self.problem, points)
+        terms = {k: r.square().mean() for k, r in residuals(
+            self.problem, lambda x: self.evaluate_fields(module, x), points, params, self.engine).items()}
         loss = self.weight * weighted_total(self.problem, terms)
         if log:
             module.log_dict({f"physics/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
@@ -112,6 +123,7 @@ class PhysicsLoss(pl.Callback):
         if trainer.world_size > 1:
             self.collocation = Collocation(self.problem, self.sampler, self.seed + trainer.global_rank)
         self._check_module(pl_module)
+        self.engine = self._choose_engine(pl_module)
         if self.problem.learnable and not hasattr(pl_module, "physics_params"):
             pl_module.physics_params = nn.ParameterDict(
                 {k: nn.Parameter(torch.tensor(v)) for k, v in self.problem.learnable.items()}
@@ -148,6 +160,18 @@ class PhysicsLoss(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
         self.collocation.load_state_dict(state_dict["collocation"])
+
+    def _choose_engine(self, module: pl.LightningModule) -> Any:
+        """Jets when ``fields`` names a submodule with jet rules (e.g. ``fields="net"``), else autograd."""
+        target = getattr(module, self.fields, None) if isinstance(self.fields, str) else None
+        if isinstance(target, nn.Module):
+            engine, reason = choose_engine(self.derivatives, target, self.problem.n_coords)
+        else:
+            how = "a callable" if callable(self.fields) else f"{type(module).__name__}.forward"
+            engine, reason = choose_engine(self.derivatives, None, self.problem.n_coords,
+                                           f"the fields come from {how}; name an MLP submodule in fields= for jets")
+        rank_zero_info(f"lightning-pinn PhysicsLoss: {reason}")
+        return engine
 
     # ----- checks ------------------------------------------------------------------------------
 

@@ -1,0 +1,101 @@
+"""Choosing the derivative engine, the same losses from both engines, and the compiled loss."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from conftest import small_trainer
+from torch import nn
+
+from lightning_pinn import MLP, PINNModule, Problem
+from lightning_pinn.derivatives.engines import AutogradEngine, JetEngine, choose_engine
+from lightning_pinn.residuals import loss_terms
+
+
+def test_auto_picks_jets_for_an_mlp_and_autograd_for_other_networks_with_the_reason():
+    engine, reason = choose_engine("auto", MLP(2, 1, width=4, depth=1), 2)
+    assert isinstance(engine, JetEngine) and "jet rule" in reason
+    engine, reason = choose_engine("auto", nn.Sequential(nn.Linear(2, 4), nn.LayerNorm(4), nn.Linear(4, 1)), 2)
+    assert isinstance(engine, AutogradEngine)
+    assert reason == "derivatives=auto falls back to autograd: net.1 is a LayerNorm, which has no jet rule"
+
+
+def test_jets_on_an_unsupported_network_and_unknown_choices_are_refused():
+    with pytest.raises(ValueError, match="derivatives=jets cannot run this network: net.1 is a BatchNorm1d"):
+        choose_engine("jets", nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)), 2)
+    with pytest.raises(ValueError, match=r"derivatives: expected one of \['auto', 'autograd', 'jets'\] but got 'fast'"):
+        PINNModule(Problem({"x": [0, 1]}, ["u"], {"ode": "u_x - u"}), MLP(1, 1, width=4, depth=1), derivatives="fast")
+
+
+def test_module_says_once_which_engine_runs_and_an_overridden_forward_falls_back(burgers_spec, caplog):
+    class HardInitial(PINNModule):
+        def forward(self, coords):
+            return coords[:, 1:] * self.net(coords) - torch.sin(torch.pi * coords[:, :1])
+
+    with caplog.at_level(logging.INFO):
+        plain = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2))
+        hard = HardInitial(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2))
+    assert isinstance(plain.derivative_engine, JetEngine)
+    assert isinstance(hard.derivative_engine, AutogradEngine)
+    assert "falls back to autograd: HardInitial.forward is overridden" in caplog.text
+    with pytest.raises(ValueError, match="HardInitial.forward is overridden"):
+        HardInitial(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), derivatives="jets")
+
+
+def test_both_engines_give_the_same_loss_terms_and_parameter_gradients(burgers_spec):
+    torch.manual_seed(0)
+    module = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=16, depth=3, bounds=[[-1, 1], [0, 1]])).double()
+    points = module.draw_points()
+    results = {}
+    for engine in (AutogradEngine(), JetEngine(module.net)):
+        module.zero_grad()
+        terms = loss_terms(module.problem, module.net, points, engine=engine)
+        sum(terms.values()).backward()
+        results[engine.name] = (terms, [p.grad.clone() for p in module.net.parameters()])
+    (terms_a, grads_a), (terms_j, grads_j) = results["autograd"], results["jets"]
+    for name in terms_a:
+        torch.testing.assert_close(terms_j[name], terms_a[name], rtol=1e-10, atol=0)
+    for a, j in zip(grads_a, grads_j):
+        torch.testing.assert_close(j, a, rtol=1e-9, atol=1e-12)
+
+
+def test_a_python_residual_declares_its_derivatives_on_first_use():
+    def heat(ev):  # a callable: the engine cannot know up front that it reads u_xx
+        return ev["u_t"] - 0.1 * ev.d("u", "x", "x")
+
+    problem = Problem({"x": [0, 1], "t": [0, 1]}, ["u"], {"heat": heat}, collocation_points=32)
+    net = MLP(2, 1, width=8, depth=2).double()
+    points = {"interior": torch.rand(32, 2, dtype=torch.float64)}
+    engine = JetEngine(net)
+    first = loss_terms(problem, net, points, engine=engine)["heat"]
+    assert engine.required["interior"] == {("u", ("t",)), ("u", ("x", "x"))}
+    expected = loss_terms(problem, net, points, engine=AutogradEngine())["heat"]
+    torch.testing.assert_close(first, expected, rtol=1e-10, atol=0)
+    torch.testing.assert_close(loss_terms(problem, net, points, engine=engine)["heat"], expected, rtol=1e-10, atol=0)
+
+
+def test_compiled_loss_matches_eager_and_resampling_does_not_recompile(burgers_spec, tmp_path):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    module = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), compile=True, resample_every=1)
+    small_trainer(tmp_path, max_steps=4).fit(module)  # compiles in the first step; new points at every step
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    assert not counters["recompiles"], dict(counters["recompiles"])
+    points = module.draw_points()
+    compiled, eager = module._compiled_loss_terms(points), module.loss_terms(points)
+    for name in eager:
+        torch.testing.assert_close(compiled[name], eager[name], rtol=1e-5, atol=1e-7)
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_compile_with_autograd_says_why_it_runs_eagerly(burgers_spec, caplog):
+    with caplog.at_level(logging.INFO):
+        module = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), derivatives="autograd",
+                            compile=True)
+    assert "compile=true needs derivatives by jets" in caplog.text
+    assert module._compiled_loss_terms == module.loss_terms
