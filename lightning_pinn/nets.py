@@ -23,9 +23,9 @@ class Sin(nn.Module):
 
 
 @register_activation(Sin)
-def _sin_derivatives(module: Sin, v: Tensor, order: int) -> list[Tensor]:
+def _sin_taylor(module: Sin, v: Tensor, order: int) -> list[Tensor]:
     s, c = torch.sin(v), torch.cos(v)
-    return [(s, c, -s, -c)[k % 4] for k in range(order + 1)]
+    return [(s, c, -s, -c)[n % 4] / math.factorial(n) if n > 1 else (s, c)[n] for n in range(order + 1)]
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {

@@ -83,11 +83,16 @@ def required_derivatives(problem: Problem, point_set: str) -> set[tuple[str, tup
             if isinstance(residual := problem.terms[name].residual, Expression) for d in residual.derivatives}
 
 
+def max_order(problem: Problem) -> int:
+    """The highest derivative order the expression terms of ``problem`` declare (0 when none)."""
+    return max((len(coords) for name in problem.point_sets for _, coords in required_derivatives(problem, name)),
+               default=0)
+
+
 def prepare_engine(engine: Engine, problem: Problem, points: Mapping[str, Tensor]) -> None:
     """Let the engine plan its passes over these point sets before a (compiled) evaluation."""
-    if isinstance(engine, JetEngine) and points:
-        device = next(iter(points.values())).device
-        engine.prepare(problem.coords, {name: required_derivatives(problem, name) for name in points}, device)
+    if isinstance(engine, JetEngine):
+        engine.prepare(problem.coords, {name: required_derivatives(problem, name) for name in points})
 
 
 def residuals(

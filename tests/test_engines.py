@@ -29,17 +29,27 @@ def test_jets_on_an_unsupported_network_and_unknown_choices_are_refused():
         PINNModule(Problem({"x": [0, 1]}, ["u"], {"ode": "u_x - u"}), MLP(1, 1, width=4, depth=1), derivatives="fast")
 
 
+def test_auto_takes_jets_where_they_are_faster_compiled_or_third_order_and_autograd_otherwise(burgers_spec):
+    eager = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2))
+    assert isinstance(eager.derivative_engine, AutogradEngine)  # order 2, eager
+    compiled = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), compile=True)
+    assert isinstance(compiled.derivative_engine, JetEngine)
+    kdv = {**burgers_spec, "equations": {"kdv": "u_t + u*u_x + 0.0025*u_xxx"}}
+    assert isinstance(PINNModule(Problem(**kdv), MLP(2, 1, width=8, depth=2)).derivative_engine, JetEngine)
+
+
 def test_module_says_once_which_engine_runs_and_an_overridden_forward_falls_back(burgers_spec, caplog):
     class HardInitial(PINNModule):
         def forward(self, coords):
             return coords[:, 1:] * self.net(coords) - torch.sin(torch.pi * coords[:, :1])
 
     with caplog.at_level(logging.INFO):
-        plain = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2))
-        hard = HardInitial(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2))
+        plain = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), compile=True)
+        hard = HardInitial(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), compile=True)
     assert isinstance(plain.derivative_engine, JetEngine)
     assert isinstance(hard.derivative_engine, AutogradEngine)
     assert "falls back to autograd: HardInitial.forward is overridden" in caplog.text
+    assert "derivatives=auto chose jets: every module of MLP has a jet rule" in caplog.text
     with pytest.raises(ValueError, match="HardInitial.forward is overridden"):
         HardInitial(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), derivatives="jets")
 
@@ -87,7 +97,7 @@ def test_compiled_loss_matches_eager_and_resampling_does_not_recompile(burgers_s
     assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
     assert not counters["recompiles"], dict(counters["recompiles"])
     points = module.draw_points()
-    compiled, eager = module._compiled_loss_terms(points), module.loss_terms(points)
+    compiled, eager = module.compiled_loss_terms(points), module.loss_terms(points)
     for name in eager:
         torch.testing.assert_close(compiled[name], eager[name], rtol=1e-5, atol=1e-7)
     assert counters["stats"]["unique_graphs"] == 1
@@ -98,4 +108,4 @@ def test_compile_with_autograd_says_why_it_runs_eagerly(burgers_spec, caplog):
         module = PINNModule(Problem(**burgers_spec), MLP(2, 1, width=8, depth=2), derivatives="autograd",
                             compile=True)
     assert "compile=true needs derivatives by jets" in caplog.text
-    assert module._compiled_loss_terms == module.loss_terms
+    assert module._compile_options is None  # eager

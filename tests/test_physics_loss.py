@@ -130,7 +130,8 @@ def test_fields_named_by_a_submodule_run_on_jets_and_match_autograd(tmp_path):
     from lightning_pinn.derivatives.engines import AutogradEngine, JetEngine
 
     module = Regressor().double()
-    callbacks = {fields: PhysicsLoss(ode_problem(), fields=fields) for fields in (None, "net")}
+    callbacks = {fields: PhysicsLoss(ode_problem(), fields=fields, derivatives="jets" if fields else "auto")
+                 for fields in (None, "net")}
     for fields, physics in callbacks.items():
         small_trainer(tmp_path, max_steps=1, callbacks=[physics], precision="64-true").fit(module)
         assert isinstance(physics.engine, JetEngine if fields == "net" else AutogradEngine)

@@ -72,16 +72,31 @@ class JetIndex:
         """The non-constant multi-indices, by total order; row ``k`` of ``Jet.coeffs`` holds ``multi[k]``."""
         self.position = {a: k for k, a in enumerate(self.multi)}
         self.order = max((sum(a) for a in self.multi), default=0)
-        # power n of the coefficient polynomial: P_n = P_(n-1) * P_1, truncated. P_(n-1) lives on orders >= n-1.
-        self._power_tables: list[tuple[list[int], list[int], list[int]]] = []
-        for n in range(2, self.order + 1):
-            rows = [(i, j, self.position[s]) for i, a in enumerate(self.multi) if sum(a) >= n - 1
-                    for j, b in enumerate(self.multi)
-                    if (s := tuple(p + q for p, q in zip(a, b))) in self.position]
-            self._power_tables.append(tuple(map(list, zip(*rows))) if rows else ([], [], []))
-        self._tensors: dict[torch.device, list[tuple[Tensor, Tensor, Tensor]]] = {}
         self.factorials = [math.prod(math.factorial(c) for c in a) for a in self.multi]
         """``a!`` per row: the derivative is ``a! * coeffs[row]``."""
+        self.terms = [self._faa_di_bruno(a) for a in self.multi]
+        """Per row ``k``: ``{n: [(c, (i, j, ...)), ...]}``, so that the coefficient ``k`` of ``f(v + d)`` is
+        ``sum_n f^(n)(v)/n! * sum c * d_i * d_j * ...`` over multisets of ``n`` rows adding up to
+        ``multi[k]``, ``c`` the number of orderings of the multiset."""
+        self.first_higher = next((k for k, a in enumerate(self.multi) if sum(a) > 1), len(self.multi))
+        """The first row of total order 2 or more (rows are sorted by order)."""
+
+    def _faa_di_bruno(self, target: MultiIndex) -> dict[int, list[tuple[float, tuple[int, ...]]]]:
+        found: dict[int, list[tuple[float, tuple[int, ...]]]] = {}
+
+        def extend(rest: MultiIndex, start: int, chosen: list[int]) -> None:
+            if sum(rest) == 0:
+                counts = [chosen.count(i) for i in set(chosen)]  # orderings of the multiset: n! / prod m!
+                found.setdefault(len(chosen), []).append(
+                    (math.factorial(len(chosen)) // math.prod(math.factorial(m) for m in counts), tuple(chosen)))
+                return
+            for i in range(start, len(self.multi)):
+                a = self.multi[i]
+                if all(p <= q for p, q in zip(a, rest)):
+                    extend(tuple(q - p for p, q in zip(a, rest)), i, [*chosen, i])
+
+        extend(target, 0, [])
+        return found
 
     def __len__(self) -> int:
         return len(self.multi)
@@ -98,39 +113,22 @@ class JetIndex:
                 coeffs[self.position[unit], :, j] = 1.0
         return Jet(x, coeffs)
 
-    def powers(self, d: Tensor) -> list[Tensor]:
-        """``[d, d^2, ..., d^order]`` for coefficients ``d`` of shape ``(K, N, H)``, truncated to the set."""
-        tables = self._tables(d.device)
-        out = [d]
-        for rows, cols, targets in tables:
-            if rows.numel() == 0:
-                out.append(torch.zeros_like(d))
-                continue
-            products = out[-1].index_select(0, rows) * d.index_select(0, cols)
-            out.append(torch.zeros_like(d).index_add(0, targets, products))
-        return out
 
-    def _tables(self, device: torch.device) -> list[tuple[Tensor, Tensor, Tensor]]:
-        if device not in self._tensors:
-            self._tensors[device] = [tuple(torch.tensor(t, dtype=torch.long, device=device) for t in table)
-                                     for table in self._power_tables]
-        return self._tensors[device]
+# ----- elementwise activations: Taylor coefficients f^(n)(v) / n! ---------------------------------
 
-
-# ----- elementwise activations: values and derivatives f^(1..n)(v) --------------------------------
-
-def _polynomial_derivatives(base: list[float], order: int) -> list[list[float]]:
-    """Coefficients of ``f^(k)`` as polynomials in ``f`` when ``f' = base(f)`` (tanh: 1 - f^2)."""
-    polys = [[0.0, 1.0]]  # f itself
-    for _ in range(order):
+def _polynomial_taylor(base: list[float], order: int) -> list[list[float]]:
+    """``f^(n) / n!`` as polynomials in ``f`` for ``n = 1..order``, when ``f' = base(f)`` (tanh: 1 - f^2)."""
+    polys, out = [[0.0, 1.0]], []  # f itself
+    for n in range(1, order + 1):
         p = polys[-1]
         dp = [k * p[k] for k in range(1, len(p))] or [0.0]
         product = [0.0] * (len(dp) + len(base) - 1)
-        for i, a in enumerate(dp):
-            for j, b in enumerate(base):
-                product[i + j] += a * b
+        for i, x in enumerate(dp):
+            for j, y in enumerate(base):
+                product[i + j] += x * y
         polys.append(product)
-    return polys[1:]
+        out.append([c / math.factorial(n) for c in product])
+    return out
 
 
 def _horner(coefficients: list[float], t: Tensor) -> Tensor:
@@ -141,78 +139,104 @@ def _horner(coefficients: list[float], t: Tensor) -> Tensor:
 
 
 def _polynomial_activation(f: Callable[[Tensor], Tensor], base: list[float]) -> Callable[[Tensor, int], list[Tensor]]:
-    def derivatives(v: Tensor, order: int) -> list[Tensor]:
+    def taylor(v: Tensor, order: int) -> list[Tensor]:
         t = f(v)
-        return [t] + [_horner(p, t) for p in _polynomial_derivatives(base, order)]
-    return derivatives
+        return [t] + [_horner(p, t) for p in _polynomial_taylor(base, order)]
+    return taylor
 
 
-_tanh_derivatives = _polynomial_activation(torch.tanh, [1.0, 0.0, -1.0])
-_sigmoid_derivatives = _polynomial_activation(torch.sigmoid, [0.0, 1.0, -1.0])
-
-
-def _sin_derivatives(v: Tensor, order: int) -> list[Tensor]:
-    s, c = torch.sin(v), torch.cos(v)
-    cycle = [s, c, -s, -c]
-    return [cycle[k % 4] for k in range(order + 1)]
-
-
-def _cos_derivatives(v: Tensor, order: int) -> list[Tensor]:
-    s, c = torch.sin(v), torch.cos(v)
-    cycle = [c, -s, -c, s]
-    return [cycle[k % 4] for k in range(order + 1)]
-
-
-def _times_x(g: list[Tensor], v: Tensor) -> list[Tensor]:
-    """Derivatives of ``x * g(x)`` from those of ``g`` (Leibniz): ``x g^(k) + k g^(k-1)``."""
-    return [v * g[0]] + [v * g[k] + k * g[k - 1] for k in range(1, len(g))]
-
-
-def _normal_cdf_derivatives(v: Tensor, order: int) -> list[Tensor]:
-    """``Phi`` and its derivatives: ``Phi^(k) = (-1)^(k-1) He_(k-1)(x) phi(x)``."""
-    phi = torch.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
-    out = [0.5 * (1 + torch.erf(v / math.sqrt(2)))]
-    hermite = [torch.ones_like(v), v]  # probabilists' Hermite polynomials He_0, He_1, ...
-    for k in range(1, order + 1):
-        while len(hermite) < k:
-            n = len(hermite) - 1
-            hermite.append(v * hermite[n] - n * hermite[n - 1])
-        out.append((-1) ** (k - 1) * hermite[k - 1] * phi)
+def _tanh_taylor(v: Tensor, order: int) -> list[Tensor]:
+    """tanh's Taylor coefficients in closed form up to order 4 (fewest operations), polynomials beyond."""
+    if order > 4:
+        return _polynomial_activation(torch.tanh, [1.0, 0.0, -1.0])(v, order)
+    t = torch.tanh(v)
+    out = [t]
+    if order >= 1:
+        s = 1 - t * t  # first derivative: 1 - t^2
+        out.append(s)
+    if order >= 2:
+        ts = t * s
+        out.append(-ts)  # second derivative / 2
+    if order >= 3:
+        t2 = t * t
+        out.append(s * (t2 - 1 / 3))  # third derivative / 6
+    if order >= 4:
+        out.append(ts * (2 / 3 - t2))  # fourth derivative / 24
     return out
 
 
-ActivationDerivatives = Callable[[nn.Module, Tensor, int], list[Tensor]]
-ACTIVATIONS: dict[type, ActivationDerivatives] = {}
-"""Elementwise activation type -> ``(module, v, order) -> [f(v), f'(v), ..., f^(order)(v)]``."""
+_sigmoid_taylor = _polynomial_activation(torch.sigmoid, [0.0, 1.0, -1.0])
 
 
-def register_activation(module_type: type) -> Callable[[ActivationDerivatives], ActivationDerivatives]:
-    """Decorator: declare an elementwise activation by its derivatives (jets compose them exactly)."""
-    def decorate(fn: ActivationDerivatives) -> ActivationDerivatives:
+def _sin_taylor(v: Tensor, order: int) -> list[Tensor]:
+    s, c = torch.sin(v), torch.cos(v)
+    return [(s, c, -s, -c)[n % 4] / math.factorial(n) if n > 1 else (s, c)[n] for n in range(order + 1)]
+
+
+def _cos_taylor(v: Tensor, order: int) -> list[Tensor]:
+    s, c = torch.sin(v), torch.cos(v)
+    return [(c, -s, -c, s)[n % 4] / math.factorial(n) if n > 1 else (c, -s)[n] for n in range(order + 1)]
+
+
+def _times_x(g: list[Tensor], v: Tensor) -> list[Tensor]:
+    """Taylor coefficients of ``x * g(x)`` from those of ``g`` (Leibniz): ``x g_n + g_(n-1)``."""
+    return [v * g[0]] + [v * g[n] + g[n - 1] for n in range(1, len(g))]
+
+
+def _normal_cdf_taylor(v: Tensor, order: int) -> list[Tensor]:
+    """``Phi^(n) / n!`` with ``Phi^(n) = (-1)^(n-1) He_(n-1)(x) phi(x)`` (probabilists' Hermite)."""
+    phi = torch.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+    out = [0.5 * (1 + torch.erf(v / math.sqrt(2)))]
+    hermite = [torch.ones_like(v), v]  # He_0, He_1, ...
+    for n in range(1, order + 1):
+        while len(hermite) < n:
+            k = len(hermite) - 1
+            hermite.append(v * hermite[k] - k * hermite[k - 1])
+        out.append(((-1) ** (n - 1) / math.factorial(n)) * hermite[n - 1] * phi)
+    return out
+
+
+ActivationTaylor = Callable[[nn.Module, Tensor, int], list[Tensor]]
+ACTIVATIONS: dict[type, ActivationTaylor] = {}
+"""Elementwise activation type -> ``(module, v, order) -> [f(v), f^(1)(v), f^(2)(v) / 2!, ..., f^(order)(v) / order!]``."""
+
+
+def register_activation(module_type: type) -> Callable[[ActivationTaylor], ActivationTaylor]:
+    """Decorator: declare an elementwise activation by its Taylor coefficients ``f^(n)(v) / n!``
+    for ``n = 0..order``; jets compose them exactly.
+
+    Example:
+        >>> class Square(nn.Module):
+        ...     def forward(self, x): return x * x
+        >>> @register_activation(Square)
+        ... def _square(module, v, order): return [v * v, 2 * v, torch.ones_like(v)] + [torch.zeros_like(v)] * (order - 2)
+    """
+    def decorate(fn: ActivationTaylor) -> ActivationTaylor:
         ACTIVATIONS[module_type] = fn
         return fn
     return decorate
 
 
-register_activation(nn.Tanh)(lambda module, v, order: _tanh_derivatives(v, order))
-register_activation(nn.Sigmoid)(lambda module, v, order: _sigmoid_derivatives(v, order))
-register_activation(nn.SiLU)(lambda module, v, order: _times_x(_sigmoid_derivatives(v, order), v))
+register_activation(nn.Tanh)(lambda module, v, order: _tanh_taylor(v, order))
+register_activation(nn.Sigmoid)(lambda module, v, order: _sigmoid_taylor(v, order))
+register_activation(nn.SiLU)(lambda module, v, order: _times_x(_sigmoid_taylor(v, order), v))
 
 
 @register_activation(nn.GELU)
 def _gelu(module: nn.GELU, v: Tensor, order: int) -> list[Tensor]:
     if module.approximate != "none":
         raise JetUnsupportedError("GELU(approximate='tanh') has no jet rule; use GELU() (exact)")
-    return _times_x(_normal_cdf_derivatives(v, order), v)
+    return _times_x(_normal_cdf_taylor(v, order), v)
 
 
 @register_activation(nn.Softplus)
 def _softplus(module: nn.Softplus, v: Tensor, order: int) -> list[Tensor]:
-    beta, linear = module.beta, v * module.beta > module.threshold  # torch's softplus is x above the threshold
-    s = _sigmoid_derivatives(beta * v, max(order - 1, 0))
-    out = [beta ** (k - 1) * s[k - 1] for k in range(1, order + 1)]
-    return [F.softplus(v, beta, module.threshold)] + [torch.where(linear, float(k == 1), d)
-                                                      for k, d in enumerate(out, start=1)]
+    # f = softplus(beta v) / beta, f^(n) = beta^(n-1) sigmoid^(n-1)(beta v); torch's softplus is v above the threshold
+    beta, linear = module.beta, v * module.beta > module.threshold
+    s = _sigmoid_taylor(beta * v, max(order - 1, 0))
+    out = [(beta ** (n - 1) / n) * s[n - 1] for n in range(1, order + 1)]
+    return [F.softplus(v, beta, module.threshold)] + [torch.where(linear, float(n == 1), d)
+                                                      for n, d in enumerate(out, start=1)]
 
 
 @register_activation(nn.ReLU)
@@ -220,15 +244,40 @@ def _relu(module: nn.ReLU, v: Tensor, order: int) -> list[Tensor]:
     return [torch.relu(v), (v > 0).to(v.dtype)] + [torch.zeros_like(v)] * max(order - 1, 0)
 
 
-def compose(derivatives: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
-    """The jet of ``f(h)`` from ``[f(v), f'(v), ...]`` at the values of ``h`` and the jet of ``h``."""
-    if len(index) == 0:
-        return Jet(derivatives[0], jet.coeffs)
-    powers = index.powers(jet.coeffs)
-    coeffs = derivatives[1] * powers[0]
-    for n in range(2, len(powers) + 1):
-        coeffs = coeffs + derivatives[n] * (powers[n - 1] / math.factorial(n))
-    return Jet(derivatives[0], coeffs)
+def compose(taylor: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
+    """The jet of ``f(h)`` from the Taylor coefficients of ``f`` at the values of ``h`` and the jet of ``h``.
+
+    Every row gets ``f^(1)(v)`` times its own coefficient (one broadcast product); rows of order 2
+    and more add the rest of the multivariate Faa di Bruno sum of :attr:`JetIndex.terms`, written
+    out term by term (products of rows shared): a few fusable elementwise operations.
+    """
+    first = taylor[1] * jet.coeffs if len(index) else jet.coeffs
+    m = index.first_higher
+    if m == len(index):
+        return Jet(taylor[0], first)
+    rows = jet.coeffs.unbind(0)
+    products: dict[tuple[int, ...], Tensor] = {}
+
+    def monomial(factors: tuple[int, ...]) -> Tensor:
+        if factors not in products:
+            products[factors] = rows[factors[0]] if len(factors) == 1 else monomial(factors[:-1]) * rows[factors[-1]]
+        return products[factors]
+
+    corrections = []
+    for terms in index.terms[m:]:
+        total = None
+        for n, monomials in terms.items():
+            if n == 1:
+                continue
+            inner = None
+            for count, factors in monomials:
+                term = monomial(factors) if count == 1 else count * monomial(factors)
+                inner = term if inner is None else inner + term
+            term = taylor[n] * inner
+            total = term if total is None else total + term
+        corrections.append(total)
+    higher = first[m:] + (corrections[0][None] if len(corrections) == 1 else torch.stack(corrections))
+    return Jet(taylor[0], higher if m == 0 else torch.cat([first[:m], higher]))
 
 
 # ----- jet rules per module type ------------------------------------------------------------------
@@ -263,10 +312,10 @@ def jet_through(module: nn.Module, jet: Jet, index: JetIndex, path: str = "net")
     if activation is None:
         raise JetUnsupportedError(f"{path} is a {type(module).__name__}, which has no jet rule")
     try:
-        derivatives = activation(module, jet.value, index.order)
+        taylor = activation(module, jet.value, index.order)
     except JetUnsupportedError as err:
         raise JetUnsupportedError(f"{path}: {err}") from None
-    return compose(derivatives, jet, index)
+    return compose(taylor, jet, index)
 
 
 @register_jet_rule(nn.Linear)
@@ -288,21 +337,22 @@ def _sequential(module: nn.Sequential, jet: Jet, index: JetIndex, path: str) -> 
 
 def sin_cos(jet: Jet, index: JetIndex) -> tuple[Jet, Jet]:
     """The jets of ``sin(h)`` and ``cos(h)`` (for Fourier features and custom rules)."""
-    return (compose(_sin_derivatives(jet.value, index.order), jet, index),
-            compose(_cos_derivatives(jet.value, index.order), jet, index))
+    return (compose(_sin_taylor(jet.value, index.order), jet, index),
+            compose(_cos_taylor(jet.value, index.order), jet, index))
 
 
 def product(a: Jet, b: Jet, index: JetIndex) -> Jet:
     """The jet of the elementwise product ``h * g`` (for gated layers and output transforms)."""
-    k = len(index)
-    both = torch.cat([a.coeffs, b.coeffs], dim=0)  # one index_select pass over both factors
-    pairs = [(i, j, index.position[s]) for i, p in enumerate(index.multi) for j, q in enumerate(index.multi)
-             if (s := tuple(x + y for x, y in zip(p, q))) in index.position]
-    coeffs = a.value * b.coeffs + b.value * a.coeffs
-    if pairs:
-        rows, cols, targets = (torch.tensor(t, dtype=torch.long, device=a.value.device) for t in zip(*pairs))
-        products = both.index_select(0, rows) * both.index_select(0, cols + k)
-        coeffs = coeffs.index_add(0, targets, products)
+    ra, rb = a.coeffs.unbind(0), b.coeffs.unbind(0)
+    out = []
+    for k, target in enumerate(index.multi):
+        total = a.value * rb[k] + b.value * ra[k]
+        for i, p in enumerate(index.multi):
+            rest = tuple(q - x for x, q in zip(p, target))
+            if min(rest) >= 0 and sum(rest) > 0:
+                total = total + ra[i] * rb[index.position[rest]]
+        out.append(total)
+    coeffs = torch.stack(out) if out else a.coeffs
     return Jet(a.value * b.value, coeffs)
 
 
@@ -391,11 +441,6 @@ def multi_index(coords: Sequence[str], wrt: Sequence[str]) -> MultiIndex:
     return tuple(sum(1 for c in wrt if c == name) for name in coords)
 
 
-def index_for(coords: Sequence[str], required: Iterable[tuple[str, Sequence[str]]], device: torch.device | None = None
-              ) -> JetIndex:
-    """The :class:`JetIndex` that carries every ``(field, coords)`` partial in ``required``
-    (with its tables on ``device`` when given, so later passes build nothing)."""
-    index = JetIndex(len(coords), [multi_index(coords, wrt) for _, wrt in required])
-    if device is not None:
-        index._tables(torch.device(device))
-    return index
+def index_for(coords: Sequence[str], required: Iterable[tuple[str, Sequence[str]]]) -> JetIndex:
+    """The :class:`JetIndex` that carries every ``(field, coords)`` partial in ``required``."""
+    return JetIndex(len(coords), [multi_index(coords, wrt) for _, wrt in required])

@@ -17,7 +17,7 @@ from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compil
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.problem.spec import Problem
-from lightning_pinn.residuals import parameter_values, prepare_engine, residuals, weighted_total
+from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
 
 
 class NonFiniteLossError(RuntimeError):
@@ -82,8 +82,10 @@ class PINNModule(pl.LightningModule):
         validation_grid: points per coordinate of the validation grid, an int for all or
             ``{coord: n}``; used when the problem has a reference.
         validation_batch_size: grid points per validation batch.
-        derivatives: ``auto`` (jets when every module of ``net`` has a jet rule and ``forward``
-            is not overridden, else autograd; says once which and why), ``autograd`` or ``jets``.
+        derivatives: ``auto``, ``autograd`` or ``jets``. ``auto`` takes jets when every module of
+            ``net`` has a jet rule, ``forward`` is not overridden, and jets are the faster engine
+            (``compile`` is on, or a term needs a 3rd or higher derivative); else autograd. It
+            says once which engine runs and why.
         compile: compile the training loss with ``torch.compile`` (jets only: nested autograd
             cannot be compiled); ``True``, or a dict of ``torch.compile`` options such as
             ``{"mode": "reduce-overhead"}`` (CUDA graphs on GPU). The first steps compile.
@@ -152,10 +154,13 @@ class PINNModule(pl.LightningModule):
         if derivatives not in ENGINES:
             raise ValueError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
         why_not_net = None if type(self).forward is PINNModule.forward else f"{type(self).__name__}.forward is overridden"
-        self.derivative_engine, reason = choose_engine(derivatives, self.net, self.problem.n_coords, why_not_net)
+        wants_compile = compile is not False and compile is not None
+        self.derivative_engine, reason = choose_engine(derivatives, self.net, self.problem.n_coords, why_not_net,
+                                                       max_order(self.problem), compiled=wants_compile)
         """The engine behind :meth:`residuals` (see ``lightning_pinn.derivatives.engines``)."""
         rank_zero_info(f"lightning-pinn: {reason}")
-        self._compiled_loss_terms = self._compile_loss_terms(compile)
+        self._compile_options = self._check_compile(compile)
+        self._compiled: dict[str, Any] = {}
         self.save_hyperparameters(
             {
                 "problem": config_of(problem),
@@ -198,15 +203,33 @@ class PINNModule(pl.LightningModule):
         extra = [v for k, v in terms.items() if k not in self.problem.terms]
         return weighted_total(self.problem, known) + sum(extra)
 
-    def _compile_loss_terms(self, options: bool | Mapping[str, Any]) -> Any:
+    def _check_compile(self, options: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
         if options is False or options is None:
-            return self.loss_terms
-        options = {} if options is True else dict(to_plain(options))
+            return None
         if not is_compilable(self.derivative_engine):
             rank_zero_info("lightning-pinn: compile=true needs derivatives by jets (torch.compile does not support "
                            "the double backward of nested autograd); the loss runs eagerly")
-            return self.loss_terms
-        return torch.compile(self.loss_terms, **{"dynamic": False, **options})
+            return None
+        return {} if options is True else dict(to_plain(options))
+
+    def compiled_loss_terms(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """:meth:`loss_terms`, through ``torch.compile`` when ``compile`` is on (else eager).
+
+        Compiled on first use for this device. On CPU without options of your own, inductor's
+        C++ wrapper is used (it calls the generated kernels without Python in between).
+        Dynamo's ``recompile_limit`` is raised to 64, since every module compiles the same method.
+        """
+        if self._compile_options is None:
+            return self.loss_terms(points)
+        device = next(iter(points.values())).device.type if points else "cpu"
+        if device not in self._compiled:
+            # every PINNModule compiles the same code object (loss_terms); a sweep in one process
+            # would pass dynamo's default limit of 8 compiled versions and fall back to eager
+            dynamo_config = torch._dynamo.config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+            options = self._compile_options or ({"options": {"cpp_wrapper": True}} if device == "cpu" else {})
+            self._compiled[device] = torch.compile(self.loss_terms, **{"dynamic": False, **options})
+        return self._compiled[device](points)
 
     def draw_points(self) -> dict[str, Tensor]:
         """A fresh draw of every point set, on this module's device and dtype."""
@@ -233,7 +256,7 @@ class PINNModule(pl.LightningModule):
         """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
         points = self.training_points()
         prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
-        terms = self._compiled_loss_terms(points)
+        terms = self.compiled_loss_terms(points)
         loss = self.total_loss(terms)
         if self.phase == "lbfgs" and self.trainer.world_size > 1:
             # every rank's line search must see the same objective: the mean over ranks. Its gradient

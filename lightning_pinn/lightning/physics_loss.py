@@ -5,18 +5,19 @@ from __future__ import annotations
 import contextlib
 import types
 import warnings
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_info
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from lightning_pinn.config import build
 from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine
 from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.problem.spec import Problem
-from lightning_pinn.residuals import parameter_values, prepare_engine, residuals, weighted_total
+from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
 
 FieldsFn = Callable[[pl.LightningModule, Tensor], Tensor]
 """How to get fields from the host module: ``(module, coords (N, n_coords)) -> (N, n_fields)``."""
@@ -47,7 +48,8 @@ class PhysicsLoss(pl.Callback):
             outputs move (BatchNorm in training mode, attention across the batch): per-point
             derivatives through ``grad_outputs=ones`` would be wrong for it.
         derivatives: ``auto`` (forward-mode jets when ``fields`` names a submodule every module
-            of which has a jet rule, e.g. ``fields="net"``; autograd otherwise), ``autograd`` or ``jets``.
+            of which has a jet rule, e.g. ``fields="net"``, and a term needs a 3rd or higher
+            derivative; autograd otherwise), ``autograd`` or ``jets``.
 
     For modules with manual optimization, call :meth:`compute` in ``training_step``
     and add its result to the loss before ``manual_backward``.
@@ -165,7 +167,8 @@ class PhysicsLoss(pl.Callback):
         """Jets when ``fields`` names a submodule with jet rules (e.g. ``fields="net"``), else autograd."""
         target = getattr(module, self.fields, None) if isinstance(self.fields, str) else None
         if isinstance(target, nn.Module):
-            engine, reason = choose_engine(self.derivatives, target, self.problem.n_coords)
+            engine, reason = choose_engine(self.derivatives, target, self.problem.n_coords,
+                                           max_order=max_order(self.problem))
         else:
             how = "a callable" if callable(self.fields) else f"{type(module).__name__}.forward"
             engine, reason = choose_engine(self.derivatives, None, self.problem.n_coords,
