@@ -6,15 +6,17 @@ loss terms) -> ``lightning`` (``PINNModule``, logging, callbacks).
 """
 
 from lightning_pinn.derivatives import Derivatives, hessian, jacobian, partial
+from lightning_pinn.derivatives.jets import register_activation, register_jet_rule
 from lightning_pinn.geometry import Box, PointSource, Sampler
 from lightning_pinn.lightning import NonFiniteLossError, PhysicsLoss, PINNModule, RelativeL2Error, SolutionFigure
-from lightning_pinn.nets import MLP, InputScaling
+from lightning_pinn.nets import MLP, FourierFeatures, InputScaling, Residual
 from lightning_pinn.problem import Condition, ExpressionError, Problem, compile_expression
 from lightning_pinn.residuals import Evaluation, loss_terms, residuals
 
 __all__ = [
-    "Box", "Condition", "Derivatives", "Evaluation", "ExpressionError", "InputScaling", "MLP",
-    "NonFiniteLossError", "PhysicsLoss", "PINNModule", "PointSource", "Problem", "RelativeL2Error", "Sampler",
-    "SolutionFigure", "compile_expression", "hessian", "jacobian", "loss_terms", "partial", "residuals",
+    "Box", "Condition", "Derivatives", "Evaluation", "ExpressionError", "FourierFeatures", "InputScaling", "MLP",
+    "NonFiniteLossError", "PhysicsLoss", "PINNModule", "PointSource", "Problem", "RelativeL2Error", "Residual",
+    "Sampler", "SolutionFigure", "compile_expression", "hessian", "jacobian", "loss_terms", "partial",
+    "register_activation", "register_jet_rule", "residuals",
 ]
 __version__ = "0.1.0"
