@@ -12,7 +12,15 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from lightning_pinn.derivatives.jets import Jet, JetIndex, jet_through, register_activation, register_jet_rule, sin_cos
+from lightning_pinn.derivatives.jets import (
+    Jet,
+    JetIndex,
+    jet_through,
+    register_activation,
+    register_jet_rule,
+    sin_cos,
+    sin_taylor,
+)
 
 
 class Sin(nn.Module):
@@ -22,10 +30,7 @@ class Sin(nn.Module):
         return torch.sin(x)
 
 
-@register_activation(Sin)
-def _sin_taylor(module: Sin, v: Tensor, order: int) -> list[Tensor]:
-    s, c = torch.sin(v), torch.cos(v)
-    return [(s, c, -s, -c)[n % 4] / math.factorial(n) if n > 1 else (s, c)[n] for n in range(order + 1)]
+register_activation(Sin)(lambda module, v, order: sin_taylor(v, order))
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {

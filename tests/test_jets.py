@@ -143,3 +143,23 @@ def test_custom_layers_join_through_register_jet_rule():
     register_jet_rule(Double)(lambda module, jet, index, path: Jet(2 * jet.value, 2 * jet.coeffs))
     assert unsupported_reason(net, 2) is None
     assert_jets_match_autograd(net, 2, 1, torch.float64, rtol=1e-10, max_order=3)
+
+
+def test_the_jet_of_a_product_matches_autograd():
+    from lightning_pinn.derivatives.jets import jet_through, product
+
+    torch.manual_seed(0)
+    h = nn.Sequential(nn.Linear(2, 5), nn.Tanh()).double()
+    g = nn.Sequential(nn.Linear(2, 5), nn.Sigmoid()).double()
+    x = torch.rand(7, 2, dtype=torch.float64, requires_grad=True)
+    requests = all_requests(2, 3)
+    index = JetIndex(2, [tuple(wrt.count(j) for j in range(2)) for wrt in requests])
+    seed = index.seed(x.detach())
+    jet = product(jet_through(h, seed, index), jet_through(g, seed, index), index)
+    y = h(x) * g(x)
+    for i in range(5):
+        for wrt in requests:
+            a = tuple(wrt.count(j) for j in range(2))
+            row = index.position[a]
+            got = index.factorials[row] * jet.coeffs[row, :, i]
+            torch.testing.assert_close(got, partial(y, x, i, *wrt)[:, 0], rtol=1e-10, atol=1e-12)

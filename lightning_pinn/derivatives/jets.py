@@ -168,7 +168,8 @@ def _tanh_taylor(v: Tensor, order: int) -> list[Tensor]:
 _sigmoid_taylor = _polynomial_activation(torch.sigmoid, [0.0, 1.0, -1.0])
 
 
-def _sin_taylor(v: Tensor, order: int) -> list[Tensor]:
+def sin_taylor(v: Tensor, order: int) -> list[Tensor]:
+    """Taylor coefficients ``sin^(n)(v) / n!`` for ``n = 0..order``."""
     s, c = torch.sin(v), torch.cos(v)
     return [(s, c, -s, -c)[n % 4] / math.factorial(n) if n > 1 else (s, c)[n] for n in range(order + 1)]
 
@@ -337,7 +338,7 @@ def _sequential(module: nn.Sequential, jet: Jet, index: JetIndex, path: str) -> 
 
 def sin_cos(jet: Jet, index: JetIndex) -> tuple[Jet, Jet]:
     """The jets of ``sin(h)`` and ``cos(h)`` (for Fourier features and custom rules)."""
-    return (compose(_sin_taylor(jet.value, index.order), jet, index),
+    return (compose(sin_taylor(jet.value, index.order), jet, index),
             compose(_cos_taylor(jet.value, index.order), jet, index))
 
 
