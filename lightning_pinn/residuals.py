@@ -18,7 +18,8 @@ from torch import Tensor
 
 from lightning_pinn.derivatives.autograd import Derivatives
 from lightning_pinn.derivatives.engines import AutogradEngine, JetEngine
-from lightning_pinn.problem.expressions import Expression
+from lightning_pinn.problem.condition_residuals import ObservationResidual, PeriodicResidual
+from lightning_pinn.problem.expressions import NORMAL
 from lightning_pinn.problem.spec import Problem
 
 Forward = Callable[[Tensor], Tensor]
@@ -37,15 +38,21 @@ class Evaluation:
         y: the fields ``(N, n_fields)``.
         derivatives: the engine's lookup ``(field, coords) -> (N,)`` for these points
             (autograd's memoized :class:`Derivatives` by default).
+        normal: outward unit normals ``(N, n_coords)`` on boundary point sets that need them, else None.
+        observed: observed values ``{field: (N,)}`` on a data point set, else empty.
     """
 
-    def __init__(self, problem: Problem, x: Tensor, y: Tensor, params: Mapping[str, Any], derivatives: Any = None):
+    def __init__(self, problem: Problem, x: Tensor, y: Tensor, params: Mapping[str, Any], derivatives: Any = None,
+                 normal: Tensor | None = None, observed: Mapping[str, Tensor] | None = None):
         self.problem, self.x, self.y, self.params = problem, x, y, params
         self.derivatives = derivatives if derivatives is not None else Derivatives(x, y, problem.coords, problem.fields)
+        self.normal, self.observed = normal, dict(observed or {})
         self._columns = {name: x[:, k] for k, name in enumerate(problem.coords)}
 
     def __call__(self, key: str | tuple[str, tuple[str, ...]]) -> Any:
         if isinstance(key, tuple):
+            if key[1] == (NORMAL,):
+                return self.normal_derivative(key[0])
             return self.derivatives(key[0], key[1])
         if key in self._columns:
             return self._columns[key]
@@ -65,6 +72,13 @@ class Evaluation:
         """The partial of ``field`` along ``coords``: ``ev.d("u", "x", "t")`` is ``u_xt``."""
         return self.derivatives(field, coords)
 
+    def normal_derivative(self, field: str) -> Tensor:
+        """``grad(field) . n``, the derivative along the outward unit normal (``u_n``)."""
+        if self.normal is None:
+            raise ValueError(f"{field}_n: this point set carries no normals (only boundary conditions "
+                             "whose expressions use a normal derivative do)")
+        return sum(self.normal[:, k] * self.derivatives(field, (c,)) for k, c in enumerate(self.problem.coords))
+
 
 def parameter_values(problem: Problem, learnable: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
     """Constant parameters as floats, learnable ones as the given tensors (else initial values)."""
@@ -78,9 +92,18 @@ Engine = AutogradEngine | JetEngine
 
 
 def required_derivatives(problem: Problem, point_set: str) -> set[tuple[str, tuple[str, ...]]]:
-    """The partials the expression terms of ``point_set`` ask for (Python residuals say so on first use)."""
-    return {d for name in problem.point_sets[point_set].terms
-            if isinstance(residual := problem.terms[name].residual, Expression) for d in residual.derivatives}
+    """The partials the expression terms of ``point_set`` ask for (Python residuals say so on first use).
+
+    A normal derivative ``u_n`` asks for every first partial of ``u``.
+    """
+    required = set()
+    for name in problem.point_sets[point_set].terms:
+        for field, coords in getattr(problem.terms[name].residual, "derivatives", ()):
+            if coords == (NORMAL,):
+                required |= {(field, (c,)) for c in problem.coords}
+            else:
+                required.add((field, coords))
+    return required
 
 
 def max_order(problem: Problem) -> int:
@@ -120,11 +143,26 @@ def residuals(
 def _residuals_on(problem: Problem, forward: Forward, set_name: str, x: Tensor, params: Mapping[str, Any],
                   engine: Engine) -> dict:
     """The residuals of the terms of one point set: one network pass, one derivative lookup."""
+    spec = problem.point_sets[set_name]
+    extra = None
+    if x.shape[1] != problem.n_coords:
+        if x.dim() != 2 or x.shape[1] != problem.n_coords + spec.extra_width(problem.n_coords):
+            raise ValueError(f"points of {set_name!r} have shape {tuple(x.shape)}; expected (N, {problem.n_coords}) "
+                             f"coordinates {list(problem.coords)}, followed by {spec.extra_width(problem.n_coords)} "
+                             "normal or observation columns where the set has them")
+        x, extra = x[:, :problem.n_coords], x[:, problem.n_coords:]
     x, y, derivatives = engine.evaluate(forward, x, problem.coords, problem.fields,
                                         required_derivatives(problem, set_name), set_name)
-    evaluation = Evaluation(problem, x, y, params, derivatives)
-    return {name: _per_point(problem.terms[name].residual(evaluation), x, name)
-            for name in problem.point_sets[set_name].terms}
+    normal = extra if spec.normals else None
+    observed = {f: extra[:, k] for k, f in enumerate(spec.observed)} if extra is not None else {}
+    evaluation = Evaluation(problem, x, y, params, derivatives, normal, observed)
+    out = {}
+    for name in spec.terms:
+        residual = problem.terms[name].residual
+        value = residual(evaluation)
+        # pairs and observations give one flat vector (pairs x expressions, rows x fields)
+        out[name] = value if isinstance(residual, (PeriodicResidual, ObservationResidual)) else _per_point(value, x, name)
+    return out
 
 
 def _per_point(value: Any, x: Tensor, name: str) -> Tensor:

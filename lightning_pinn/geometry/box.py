@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from lightning_pinn.geometry.samplers import Sampler
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,31 @@ class Region:
         """Length, area or volume of the region (over its free coordinates)."""
         sides = [h - l for k, (l, h) in enumerate(zip(self.lo, self.hi)) if not self.fixed or k != self.fixed[0]]
         return float(np.prod(sides)) if sides else 1.0
+
+    @property
+    def sampler_dims(self) -> list[int]:
+        """Dimensions of the unit-cube streams a draw needs: the free coordinates (none for a point)."""
+        return [self.free_dims] if self.free_dims else []
+
+    @property
+    def normal(self) -> np.ndarray | None:
+        """The outward unit normal of a face (``-e_k`` on a lower face, ``+e_k`` on an upper one); None inside."""
+        if self.fixed is None:
+            return None
+        column, value = self.fixed
+        normal = np.zeros(len(self.lo))
+        normal[column] = 1.0 if value == self.hi[column] and value != self.lo[column] else -1.0
+        return normal
+
+    def sample(self, count: int, streams: list) -> tuple[np.ndarray, np.ndarray | None]:
+        """``count`` points ``(count, dims)`` from the unit-cube ``streams`` and their normals (None inside).
+
+        A region with no free coordinate (a face of a 1-D box) is a single point.
+        """
+        unit = streams[0].sample(count) if streams else np.zeros((1, 0))
+        points = self.map_unit(unit)
+        normal = self.normal
+        return points, None if normal is None else np.broadcast_to(normal, points.shape).copy()
 
     def map_unit(self, unit: np.ndarray) -> np.ndarray:
         """Map points of the unit cube ``(n, free_dims)`` onto the region ``(n, dims)``."""
@@ -100,7 +124,7 @@ class Box:
             spatial = [k for k, name in enumerate(self.names) if name != self.time]
             if not spatial:
                 raise ValueError(f"{key}: 'boundary' needs a spatial coordinate, but the only one is time {self.time!r}")
-            return [self._face(k, side) for k in spatial for side in (0, 1)]
+            return [self.face(k, side) for k in spatial for side in (0, 1)]
         if "=" in spec:
             name, _, value = (part.strip() for part in spec.partition("="))
             if name in self.names:
@@ -111,63 +135,16 @@ class Box:
                     number = None
                 for side, bound in enumerate((self.lo[k], self.hi[k])):
                     if number is not None and np.isclose(number, bound, rtol=1e-12, atol=1e-12):
-                        return [self._face(k, side)]
+                        return [self.face(k, side)]
         raise ValueError(
             f"{key}: {spec!r} is not a region of this box; use 'interior', 'boundary' or a face among {self.faces}"
         )
 
-    def _face(self, k: int, side: int) -> Region:
+    def face(self, k: int, side: int) -> Region:
+        """The face of coordinate ``k`` at its lower (``side=0``) or upper (``side=1``) bound."""
         value = (self.lo, self.hi)[side][k]
         return Region(self.lo, self.hi, (k, value), f"{self.names[k]}={_fmt(value)}")
 
 
 def _fmt(value: float) -> str:
     return f"{value:g}"
-
-
-class PointSource:
-    """Draws a fixed number of points on one or more regions, with checkpointable streams.
-
-    Points are split across the regions in proportion to their measure, and each
-    region has its own :class:`Sampler` stream (seeded ``seed``, ``seed + 1``, ...).
-
-    Args:
-        regions: where to draw, e.g. ``box.regions("boundary")``.
-        n: total number of points per draw.
-        method: sampler method (``uniform``, ``lhs``, ``sobol``, ``halton``, ``grid``).
-        seed: base seed.
-    """
-
-    def __init__(self, regions: Sequence[Region], n: int, method: str = "sobol", seed: int = 0):
-        if int(n) < len(regions):
-            raise ValueError(f"Expected at least one point per region ({len(regions)}) but got n={n}")
-        self.regions = list(regions)
-        self.n = int(n)
-        measures = np.array([r.measure for r in self.regions])
-        shares = self.n * measures / measures.sum()
-        counts = np.floor(shares).astype(int)
-        # largest remainders first (then larger regions), so that the counts add up to n
-        counts[np.lexsort((-measures, counts - shares))[: self.n - counts.sum()]] += 1
-        for k in np.flatnonzero(counts == 0):  # every region gets a point, taken from the largest count
-            counts[np.argmax(counts)] -= 1
-            counts[k] = 1
-        self.counts = counts.tolist()
-        self.samplers = [Sampler(r.free_dims, method, seed + i) if r.free_dims else None for i, r in enumerate(self.regions)]
-
-    def sample(self) -> np.ndarray:
-        """One draw: a float64 array of shape ``(about n, dims)`` (grid draws may round up)."""
-        parts = []
-        for region, sampler, count in zip(self.regions, self.samplers, self.counts):
-            unit = sampler.sample(count) if sampler else np.zeros((1, 0))
-            parts.append(region.map_unit(unit))
-        return np.concatenate(parts, axis=0)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The positions of every region's stream."""
-        return {"samplers": [s.state_dict() if s else None for s in self.samplers]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the streams saved by :meth:`state_dict`."""
-        for sampler, saved in zip(self.samplers, state["samplers"]):
-            if sampler is not None:
-                sampler.load_state_dict(saved)

@@ -16,6 +16,7 @@ from lightning_pinn.config import build, build_factory, config_of, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.problem.output_transform import ConstrainedNet
 from lightning_pinn.problem.spec import Problem
 from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
 
@@ -131,6 +132,8 @@ class PINNModule(pl.LightningModule):
         self.net: nn.Module = build(
             net, "net", in_features=self.problem.n_coords, out_features=self.problem.n_fields, bounds=self.problem.bounds
         )
+        if self.problem.output_transform is not None:
+            self.net = ConstrainedNet(self.net, self.problem.output_transform)
         _check_net(self.net, self.problem)
         self.pde_params = nn.ParameterDict(
             {name: nn.Parameter(torch.tensor(value)) for name, value in self.problem.learnable.items()}
@@ -318,13 +321,7 @@ class PINNModule(pl.LightningModule):
 
     def reference_values(self, points: np.ndarray) -> np.ndarray:
         """``problem.reference`` at ``points``, as ``(N, n_fields)`` float64."""
-        values = self.problem.reference(**{name: points[:, k] for k, name in enumerate(self.problem.coords)})
-        if isinstance(values, Mapping):
-            values = np.stack([np.asarray(values[f], dtype=np.float64) for f in self.problem.fields], axis=1)
-        values = np.asarray(values, dtype=np.float64).reshape(points.shape[0], -1)
-        if values.shape[1] != self.problem.n_fields:
-            raise ValueError(f"reference: returned {values.shape[1]} columns for fields {list(self.problem.fields)}")
-        return values
+        return self.problem.reference_values(points)
 
     def val_dataloader(self) -> DataLoader | list:
         """The validation grid with reference values (empty when the problem has no reference)."""

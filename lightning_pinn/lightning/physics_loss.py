@@ -90,12 +90,16 @@ class PhysicsLoss(pl.Callback):
     # ----- the physics -------------------------------------------------------------------------
 
     def evaluate_fields(self, module: pl.LightningModule, coords: Tensor) -> Tensor:
-        """The host module's fields at ``coords``, as configured by ``fields``."""
+        """The host module's fields at ``coords``, as configured by ``fields``, through the problem's
+        ``output_transform`` when it has one."""
         if self.fields is None:
-            return module(coords)
-        if isinstance(self.fields, str):
-            return getattr(module, self.fields)(coords)
-        return self.fields(module, coords)
+            raw = module(coords)
+        elif isinstance(self.fields, str):
+            raw = getattr(module, self.fields)(coords)
+        else:
+            raw = self.fields(module, coords)
+        transform = self.problem.output_transform
+        return raw if transform is None else transform(coords, raw)
 
     def compute(self, module: pl.LightningModule, log: bool = True) -> Tensor:
         """The weighted physics loss on this step's points (for manual optimization too)."""
@@ -166,7 +170,10 @@ class PhysicsLoss(pl.Callback):
     def _choose_engine(self, module: pl.LightningModule) -> Any:
         """Jets when ``fields`` names a submodule with jet rules (e.g. ``fields="net"``), else autograd."""
         target = getattr(module, self.fields, None) if isinstance(self.fields, str) else None
-        if isinstance(target, nn.Module):
+        if self.problem.output_transform is not None:
+            engine, reason = choose_engine(self.derivatives, None, self.problem.n_coords,
+                                           "the problem's output_transform has no jet rule")
+        elif isinstance(target, nn.Module):
             engine, reason = choose_engine(self.derivatives, target, self.problem.n_coords,
                                            max_order=max_order(self.problem))
         else:

@@ -7,14 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_pinn.geometry.box import PointSource
 from lightning_pinn.problem.spec import Problem
 
 
 class Collocation:
     """The current points of every point set of a problem, and the streams that redraw them.
 
-    One :class:`PointSource` per point set (the equations' interior, each condition).
+    One point source per point set (the equations' interior, each condition; see
+    ``lightning_pinn.geometry.point_sources``).
     Its state (stream positions, current points, the step they were drawn at) goes into
     checkpoints, so a resumed run uses and redraws exactly the points an unbroken one would.
 
@@ -26,7 +26,7 @@ class Collocation:
 
     def __init__(self, problem: Problem, method: str = "sobol", seed: int = 0):
         self.sources = {
-            name: PointSource(spec.regions, spec.points, spec.sampler or method, seed=seed + 1000 * k)
+            name: spec.source(method, seed + 1000 * k)
             for k, (name, spec) in enumerate(problem.point_sets.items())
         }
         self.points: dict[str, Tensor] | None = None

@@ -88,6 +88,10 @@ _BINARY_OPS: dict[type, Callable[[Any, Any], Any]] = {
 _UNARY_OPS: dict[type, Callable[[Any], Any]] = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
 _MAX_ORDER = 8
 
+NORMAL = "<normal>"
+"""The pseudo-coordinate of normal derivatives: ``u_n`` is ``(u, (NORMAL,))``, the derivative along the
+outward unit normal, wherever no coordinate is named ``n``."""
+
 
 @dataclass(frozen=True)
 class Namespace:
@@ -107,9 +111,14 @@ class Namespace:
         )
 
     def parse_derivative_name(self, name: str) -> Derivative | None:
-        """Split a compact derivative name (``u_xt``) into ``("u", ("t", "x"))``, or None."""
+        """Split a compact derivative name (``u_xt``) into ``("u", ("t", "x"))``, or None.
+
+        ``u_n`` is the outward normal derivative ``("u", (NORMAL,))`` unless a coordinate is named ``n``.
+        """
         for cut in [i for i, ch in enumerate(name) if ch == "_"]:
             field, suffix = name[:cut], name[cut + 1 :]
+            if field in self.fields and suffix == "n" and "n" not in self.coords:
+                return field, (NORMAL,)
             if field in self.fields and suffix:
                 if len(suffix) > _MAX_ORDER * max((len(c) for c in self.coords), default=1):
                     # too long for any allowed order; splitting it could take exponential time

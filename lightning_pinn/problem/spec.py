@@ -6,10 +6,16 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from lightning_pinn.config import config_of
 from lightning_pinn.geometry.box import Box, Region
+from lightning_pinn.geometry.point_sources import FixedPoints, PeriodicSource, PointSource
 from lightning_pinn.geometry.samplers import METHODS
-from lightning_pinn.problem.expressions import CONSTANTS, FUNCTIONS, Expression, Namespace, compile_expression
+from lightning_pinn.problem.condition_residuals import ObservationResidual, PeriodicResidual
+from lightning_pinn.problem.expressions import CONSTANTS, FUNCTIONS, NORMAL, Expression, Namespace, compile_expression
+from lightning_pinn.problem.observations import load_observations
+from lightning_pinn.problem.output_transform import OutputTransform
 
 Residual = Callable[[Any], Any]
 """A Python residual: called with the step's name lookup (see ``residuals.Evaluation``)."""
@@ -19,25 +25,36 @@ INTERIOR = "interior"
 
 @dataclass
 class Condition:
-    """An equation that must hold on a region of the box.
+    """An equation that must hold on a region, across a periodic pair of faces, or at observations.
 
     Args:
         region: ``"interior"``, ``"boundary"``, a face like ``"t=0"``, or a list of those.
         residual: an expression string (``"u + sin(pi*x)"``) or a callable taking the
-            step's lookup; the loss drives it to zero.
-        points: number of points drawn on the region.
+            step's lookup; the loss drives it to zero. For ``periodic``: a list of
+            expressions that must agree on the two faces (default: every field and its
+            first derivative along the periodic coordinate). Not used with ``data``.
+        points: number of points drawn on the region (default 256; pairs for ``periodic``);
+            with ``data``, how many observations to use (default: every row of a file, 1000
+            samples of the reference).
         weight: factor of this term in the total loss.
         sampler: sampling method for this condition; ``None`` uses the module's.
+        periodic: a coordinate whose lower and upper faces are identified: points are drawn in
+            pairs, one on each face, and each residual expression must agree on both.
+        data: observations the fields must match: a ``.npz``, ``.csv`` or ``.mat`` file with one
+            column per coordinate and per observed field (by name), or ``"reference"`` to sample
+            the problem's reference solution at ``points`` random points (seeded, noiseless).
 
-    Dirichlet, Neumann and initial conditions are all conditions: ``u`` on
-    ``boundary``, ``u_x`` on ``x=1``, ``u + sin(pi*x)`` on ``t=0``.
+    Dirichlet, Neumann, Robin and initial conditions are all conditions: ``u`` on ``boundary``,
+    ``u_n`` (the outward normal derivative) or ``u_n + u`` on ``boundary``, ``u_t`` on ``t=0``.
     """
 
-    region: str | Sequence[str]
-    residual: str | Residual
-    points: int = 256
+    region: str | Sequence[str] | None = None
+    residual: str | Residual | Sequence[str] | None = None
+    points: int | None = None
     weight: float = 1.0
     sampler: str | None = None
+    periodic: str | None = None
+    data: str | None = None
 
 
 @dataclass
@@ -52,12 +69,32 @@ class Term:
 
 @dataclass
 class PointSetSpec:
-    """Where and how many points one group of terms is evaluated on."""
+    """Where and how many points one group of terms is evaluated on, and what its extra columns hold.
+
+    A point set's array has the coordinates first; then the outward normal (``normals``), or
+    the observed values of ``observed`` fields (fixed ``rows``). A ``periodic`` set has twice
+    ``points`` rows: row ``i`` on the lower face and row ``points + i`` on the upper one.
+    """
 
     regions: list[Region]
     points: int
     sampler: str | None = None
     terms: list[str] = field(default_factory=list)
+    normals: bool = False
+    periodic: tuple[int, float] | None = None
+    rows: Any = None
+    observed: tuple[str, ...] = ()
+
+    def source(self, method: str, seed: int) -> PointSource | PeriodicSource | FixedPoints:
+        """The point source that draws this set (the set's own sampler wins over ``method``)."""
+        if self.rows is not None:
+            return FixedPoints(self.rows)
+        source = PointSource(self.regions, self.points, self.sampler or method, seed, normals=self.normals)
+        return source if self.periodic is None else PeriodicSource(source, *self.periodic)
+
+    def extra_width(self, n_coords: int) -> int:
+        """Number of columns after the coordinates."""
+        return n_coords if self.normals else len(self.observed)
 
 
 class Problem:
@@ -78,6 +115,8 @@ class Problem:
             ``reference(**{coord: array})`` and returning an array of the field
             (one field) or ``{field: array}``; used for validation errors.
         name: a short name for logs.
+        output_transform: hard constraints ``{field: expression}`` in which a field's name is the
+            network's raw output, e.g. ``{"u": "x*(1 - x)*u"}`` (see ``problem.output_transform``).
 
     Raises:
         ValueError: for bad bounds, unknown regions, clashing names, bad counts.
@@ -103,6 +142,7 @@ class Problem:
         time: str | None = None,
         reference: Callable[..., Any] | None = None,
         name: str = "problem",
+        output_transform: Mapping[str, str] | None = None,
     ):
         coords = {str(k): [float(v) for v in b] for k, b in dict(coords).items()}
         self.fields = tuple(str(f) for f in fields)
@@ -115,6 +155,9 @@ class Problem:
         self.name = name
         self._check_names()
         self.namespace = Namespace(self.coords, self.fields, (*self.params, *self.learnable))
+        self.output_transform = None if not output_transform else OutputTransform(
+            output_transform, self.coords, self.fields, self.params)
+        """The compiled hard constraints, applied by ``PINNModule`` and ``PhysicsLoss`` (None: raw outputs)."""
 
         if not equations and not conditions:
             raise ValueError("equations: a problem needs at least one equation or condition")
@@ -128,14 +171,9 @@ class Problem:
             self._add_term(str(key), residual, INTERIOR, weight, f"equations.{key}")
         self._conditions = {k: _as_condition(c, f"conditions.{k}") for k, c in dict(conditions or {}).items()}
         for key, cond in self._conditions.items():
-            where = f"conditions.{key}"
             if key in self.point_sets:
-                raise ValueError(f"{where}: the name {key!r} is taken; rename the condition")
-            _check_count(f"{where}.points", cond.points)
-            if cond.sampler is not None and cond.sampler not in METHODS:
-                raise ValueError(f"{where}.sampler: expected one of {list(METHODS)} but got {cond.sampler!r}")
-            self.point_sets[key] = PointSetSpec(self.box.regions(cond.region, f"{where}.region"), int(cond.points), cond.sampler)
-            self._add_term(str(key), cond.residual, key, float(cond.weight), where)
+                raise ValueError(f"conditions.{key}: the name {key!r} is taken; rename the condition")
+            self._add_condition(str(key), cond, f"conditions.{key}")
         self._equations = dict(equations or {})
         self._collocation_points = int(collocation_points)
 
@@ -155,6 +193,72 @@ class Problem:
                     raise ValueError(f"{group}: {name!r} is already used in {seen[name]}")
                 seen[name] = group
 
+    def _add_condition(self, key: str, cond: Condition, where: str) -> None:
+        kinds = [kind for kind in ("region", "periodic", "data") if getattr(cond, kind) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"{where}: expected exactly one of 'region', 'periodic' or 'data' but got {kinds or 'none'}")
+        if cond.points is not None:
+            _check_count(f"{where}.points", cond.points)
+        if cond.sampler is not None and cond.sampler not in METHODS:
+            raise ValueError(f"{where}.sampler: expected one of {list(METHODS)} but got {cond.sampler!r}")
+        if cond.data is not None:
+            if cond.residual is not None:
+                raise ValueError(f"{where}.residual: a data condition's residual is the misfit of the observed "
+                                 "fields; remove 'residual'")
+            rows, observed = self._observation_rows(cond, where)
+            self.point_sets[key] = PointSetSpec([], len(rows), rows=rows, observed=observed)
+            residual: Any = ObservationResidual(observed)
+        elif cond.periodic is not None:
+            column, upper = self._periodic_column(cond.periodic, f"{where}.periodic")
+            sources = cond.residual if cond.residual is not None else [
+                f for name in self.fields for f in (name, f"d({name}, {cond.periodic})")]
+            sources = [sources] if isinstance(sources, str) else list(sources)
+            if not sources or not all(isinstance(text, str) for text in sources):
+                raise ValueError(f"{where}.residual: expected a list of expressions that must agree on both faces "
+                                 f"but got {cond.residual!r}")
+            residual = PeriodicResidual([compile_expression(text, self.namespace, key=f"{where}.residual[{k}]")
+                                         for k, text in enumerate(sources)])
+            self.point_sets[key] = PointSetSpec([self.box.face(column, 0)], int(cond.points or 256), cond.sampler,
+                                                periodic=(column, upper))
+        else:
+            if cond.residual is None:
+                raise ValueError(f"{where}.residual: a condition on a region needs a 'residual' expression or callable")
+            residual = cond.residual
+            self.point_sets[key] = PointSetSpec(self.box.regions(cond.region, f"{where}.region"), int(cond.points or 256),
+                                                cond.sampler)
+        self._add_term(key, residual, key, float(cond.weight), where)
+
+    def _periodic_column(self, name: Any, key: str) -> tuple[int, float]:
+        if name not in self.coords:
+            raise ValueError(f"{key}: {name!r} is not a coordinate; coordinates are {list(self.coords)}")
+        column = self.coords.index(name)
+        return column, self.box.hi[column]
+
+    def _observation_rows(self, cond: Condition, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Coordinates then observed values, one row per observation."""
+        if cond.data == "reference":
+            if self.reference is None:
+                raise ValueError(f"{where}.data: 'reference' samples the problem's reference, and it has none")
+            rng = np.random.default_rng(0)
+            n = int(cond.points or 1000)
+            points = np.asarray(self.box.lo) + rng.random((n, self.n_coords)) * (np.asarray(self.box.hi) - self.box.lo)
+            return np.concatenate([points, self.reference_values(points)], axis=1), self.fields
+        points, values = load_observations(cond.data, self.coords, self.fields, f"{where}.data")
+        if cond.points is not None and cond.points < len(points):
+            keep = np.sort(np.random.default_rng(0).choice(len(points), int(cond.points), replace=False))
+            points, values = points[keep], {f: v[keep] for f, v in values.items()}
+        return np.concatenate([points, np.stack(list(values.values()), axis=1)], axis=1), tuple(values)
+
+    def reference_values(self, points: np.ndarray) -> np.ndarray:
+        """``reference`` at ``points`` ``(N, n_coords)``, as ``(N, n_fields)`` float64."""
+        values = self.reference(**{name: points[:, k] for k, name in enumerate(self.coords)})
+        if isinstance(values, Mapping):
+            values = np.stack([np.asarray(values[f], dtype=np.float64) for f in self.fields], axis=1)
+        values = np.asarray(values, dtype=np.float64).reshape(points.shape[0], -1)
+        if values.shape[1] != self.n_fields:
+            raise ValueError(f"reference: returned {values.shape[1]} columns for fields {list(self.fields)}")
+        return values
+
     def _add_term(self, name: str, residual: Any, point_set: str, weight: float, key: str) -> None:
         if name in self.terms:
             raise ValueError(f"{key}: the term name {name!r} is used twice; equations and conditions need distinct names")
@@ -164,8 +268,16 @@ class Problem:
             raise ValueError(f"{key}: expected an expression string or a callable but got {residual!r}")
         if not weight >= 0:
             raise ValueError(f"{key}.weight: expected a non-negative weight but got {weight}")
+        spec = self.point_sets[point_set]
+        if any(coords == (NORMAL,) for _, coords in getattr(residual, "derivatives", ())):
+            plain = [r.label for r in spec.regions if r.normal is None]
+            if spec.periodic is not None or spec.rows is not None or plain:
+                where = f"region {plain[0]!r}" if plain else "this condition"
+                raise ValueError(f"{key}: normal derivatives (like {self.fields[0]}_n) need points on a boundary, "
+                                 f"and {where} has no outward normal")
+            spec.normals = True
         self.terms[name] = Term(name, residual, point_set, float(weight))
-        self.point_sets[point_set].terms.append(name)
+        spec.terms.append(name)
 
     @property
     def n_coords(self) -> int:
@@ -196,12 +308,14 @@ class Problem:
         for key, spec in self._equations.items():
             residual, weight = _residual_and_weight(spec, key)
             equations[key] = {"residual": residual_config(residual, f"equations.{key}"), "weight": weight}
-        conditions = {
-            key: {"region": c.region if isinstance(c.region, str) else list(c.region),
-                  "residual": residual_config(c.residual, f"conditions.{key}"),
-                  "points": c.points, "weight": c.weight, "sampler": c.sampler}
-            for key, c in self._conditions.items()
-        }
+        conditions = {}
+        for key, c in self._conditions.items():
+            residual = c.residual
+            if residual is not None and not isinstance(residual, str):
+                residual = list(residual) if _is_list(residual) else residual_config(residual, f"conditions.{key}")
+            region = c.region if c.region is None or isinstance(c.region, str) else list(c.region)
+            conditions[key] = {"region": region, "residual": residual, "points": c.points, "weight": c.weight,
+                               "sampler": c.sampler, "periodic": c.periodic, "data": c.data}
         return {
             "_target_": f"{type(self).__module__}.{type(self).__qualname__}",
             "coords": {k: list(b) for k, b in zip(self.coords, self.bounds)},
@@ -214,6 +328,7 @@ class Problem:
             "time": self.time,
             "reference": None if self.reference is None else callable_config(self.reference, "reference"),
             "name": self.name,
+            "output_transform": None if self.output_transform is None else dict(self.output_transform.sources),
         }
 
 
@@ -234,6 +349,10 @@ def _residual_and_weight(spec: Any, key: str) -> tuple[Any, float]:
     return spec, 1.0
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def _as_condition(cond: Condition | Mapping[str, Any], key: str) -> Condition:
     if isinstance(cond, Condition):
         return cond
@@ -241,10 +360,13 @@ def _as_condition(cond: Condition | Mapping[str, Any], key: str) -> Condition:
         raise ValueError(f"{key}: expected a mapping with 'region' and 'residual' but got {cond!r}")
     allowed = set(inspect.signature(Condition).parameters)
     unknown = set(cond) - allowed
-    if unknown or "region" not in cond or "residual" not in cond:
-        raise ValueError(f"{key}: expected keys among {sorted(allowed)} with 'region' and 'residual', got {sorted(map(str, cond))}")
-    region = cond["region"]
-    return Condition(**{**cond, "region": region if isinstance(region, str) else [str(v) for v in region]})
+    if unknown:
+        raise ValueError(f"{key}: unknown keys {sorted(map(str, unknown))}; expected keys among {sorted(allowed)}")
+    cond = dict(cond)
+    for name in ("region", "residual"):
+        if _is_list(cond.get(name)):
+            cond[name] = [str(v) if name == "region" else v for v in cond[name]]
+    return Condition(**cond)
 
 
 def _check_count(key: str, value: Any) -> None:

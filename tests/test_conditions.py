@@ -1,0 +1,251 @@
+"""Conditions beyond values on regions: normal derivatives, periodic pairs, observations, hard constraints.
+
+Residuals are evaluated with analytic "networks" (plain functions of the points), so every
+expected value is known in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from hydra.utils import instantiate
+
+from lightning_pinn import PINNModule, Problem
+from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.nets import MLP
+from lightning_pinn.residuals import residuals
+
+
+def field_x2y_plus_t(x: torch.Tensor) -> torch.Tensor:
+    """u = x^2 y + t, so grad u = (2 x y, x^2, 1)."""
+    return (x[:, 0] ** 2 * x[:, 1] + x[:, 2])[:, None]
+
+
+def draw(problem: Problem) -> dict[str, torch.Tensor]:
+    return Collocation(problem, "sobol", 0).draw("cpu", torch.float64)
+
+
+def neumann_problem(residual: str, region="boundary") -> Problem:
+    return Problem(coords={"x": [0, 1], "y": [0, 2], "t": [0, 1]}, fields=["u"], equations={},
+                   conditions={"flux": {"region": region, "residual": residual, "points": 64}})
+
+
+def test_normal_derivative_on_box_faces_is_grad_dot_outward_normal():
+    problem = neumann_problem("u_n")
+    x = draw(problem)["flux"]
+    assert x.shape == (64, 6)  # coordinates, then the outward normal
+    r = residuals(problem, field_x2y_plus_t, {"flux": x})["flux"]
+    px, py = x[:, 0], x[:, 1]
+    expected = torch.where(px == 1, 2 * px * py, torch.where(px == 0, -2 * px * py,
+                           torch.where(py == 2, px**2, -px**2)))
+    torch.testing.assert_close(r, expected)
+    assert torch.all(x[:, 5] == 0)  # "boundary" is spatial: no normal component along time
+
+
+def test_robin_condition_combines_normal_derivative_and_value():
+    problem = neumann_problem("u_n + 3*u - 1", region="x=1")
+    x = draw(problem)["flux"]
+    r = residuals(problem, field_x2y_plus_t, {"flux": x})["flux"]
+    u = x[:, 1] + x[:, 2]
+    torch.testing.assert_close(r, 2 * x[:, 1] + 3 * u - 1)
+
+
+def test_normal_derivative_inside_the_domain_is_an_error_naming_the_key():
+    with pytest.raises(ValueError, match=r"conditions.flux: normal derivatives .* region 'interior' has no outward normal"):
+        neumann_problem("u_n", region="interior")
+    with pytest.raises(ValueError, match="equations.pde: normal derivatives"):
+        Problem(coords={"x": [0, 1]}, fields=["u"], equations={"pde": "u_n"})
+
+
+def test_a_coordinate_named_n_keeps_its_meaning():
+    problem = Problem(coords={"n": [0, 1]}, fields=["u"], equations={"pde": "u_n - 1"})
+    r = residuals(problem, lambda x: 3 * x, {"interior": draw(problem)["interior"]})["pde"]
+    torch.testing.assert_close(r, torch.full_like(r, 2.0))
+
+
+def periodic_problem(**condition) -> Problem:
+    return Problem(coords={"x": [-1, 1], "t": [0, 1]}, fields=["u"], equations={},
+                   conditions={"periodic": {"periodic": "x", "points": 32, **condition}})
+
+
+def test_periodic_points_come_in_pairs_on_opposite_faces():
+    x = draw(periodic_problem())["periodic"]
+    assert x.shape == (64, 2)
+    assert torch.all(x[:32, 0] == -1) and torch.all(x[32:, 0] == 1)
+    torch.testing.assert_close(x[:32, 1], x[32:, 1])
+    assert len(set(x[:32, 1].tolist())) == 32
+
+
+def test_periodic_residual_compares_values_and_first_derivatives_across_faces():
+    problem = periodic_problem()
+    x = {"periodic": draw(problem)["periodic"]}
+    periodic = residuals(problem, lambda p: torch.sin(math.pi * p[:, :1]) * torch.exp(p[:, 1:]), x)["periodic"]
+    torch.testing.assert_close(periodic, torch.zeros(64, dtype=torch.float64), atol=1e-12, rtol=0)
+    # u = x^2 + x: u(-1) - u(1) = -2 and u_x(-1) - u_x(1) = -4, for every pair
+    r = residuals(problem, lambda p: p[:, :1] ** 2 + p[:, :1], x)["periodic"]
+    torch.testing.assert_close(r, torch.cat([torch.full((32,), -2.0), torch.full((32,), -4.0)]).double())
+
+
+def test_periodic_residual_takes_a_list_of_expressions():
+    problem = periodic_problem(residual=["u_xx"])
+    r = residuals(problem, lambda p: p[:, :1] ** 3, {"periodic": draw(problem)["periodic"]})["periodic"]
+    torch.testing.assert_close(r, torch.full((32,), -12.0, dtype=torch.float64))  # 6x at -1 minus at 1
+
+
+@pytest.mark.parametrize("condition, fragment", [
+    ({"periodic": "z"}, "conditions.periodic.periodic: 'z' is not a coordinate"),
+    ({"periodic": "x", "region": "t=0"}, "exactly one of 'region', 'periodic' or 'data'"),
+    ({"periodic": "x", "residual": [1.0]}, "conditions.periodic.residual: expected a list of expressions"),
+])
+def test_bad_periodic_conditions_name_the_key(condition, fragment):
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
+        Problem(coords={"x": [-1, 1], "t": [0, 1]}, fields=["u"], equations={"pde": "u_t"},
+                conditions={"periodic": condition})
+
+
+def exact(p: torch.Tensor) -> torch.Tensor:
+    return torch.stack([torch.sin(p[:, 0]) * p[:, 1], p[:, 0] + p[:, 1]], dim=1)
+
+
+def write_observations(path, x, t, **fields):
+    columns = {"x": x, "t": t, **fields}
+    if path.suffix == ".npz":
+        np.savez(path, **columns)
+    elif path.suffix == ".csv":
+        np.savetxt(path, np.stack(list(columns.values()), 1), delimiter=",", header=",".join(columns), comments="")
+    else:
+        scipy.io.savemat(path, {k: v[:, None] for k, v in columns.items()})
+
+
+def data_problem(path, **extra) -> Problem:
+    return Problem(coords={"x": [0, 1], "t": [0, 1]}, fields=["u", "v"], equations={},
+                   conditions={"observed": {"data": str(path), **extra}})
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".csv", ".mat"])
+def test_data_condition_is_the_misfit_of_the_observed_fields(tmp_path, suffix):
+    rng = np.random.default_rng(1)
+    x, t = rng.random(20), rng.random(20)
+    path = tmp_path / f"obs{suffix}"
+    write_observations(path, x, t, u=np.sin(x) * t)  # only u is observed
+    problem = data_problem(path)
+    points = draw(problem)["observed"]
+    assert points.shape == (20, 3)
+    torch.testing.assert_close(points[:, 0], torch.tensor(x))
+    r = residuals(problem, exact, {"observed": points})["observed"]
+    torch.testing.assert_close(r, torch.zeros(20, dtype=torch.float64), atol=1e-12, rtol=0)
+    shifted = residuals(problem, lambda p: exact(p) + torch.tensor([0.5, 9.0]), {"observed": points})["observed"]
+    torch.testing.assert_close(shifted, torch.full((20,), 0.5, dtype=torch.float64))
+
+
+def test_data_condition_with_two_fields_and_a_subset_of_rows(tmp_path):
+    rng = np.random.default_rng(2)
+    x, t = rng.random(50), rng.random(50)
+    path = tmp_path / "obs.npz"
+    write_observations(path, x, t, u=np.sin(x) * t + 1, v=x + t)
+    problem = data_problem(path, points=10)
+    points = draw(problem)["observed"]
+    assert points.shape == (10, 4)
+    r = residuals(problem, exact, {"observed": points})["observed"]
+    torch.testing.assert_close(r, torch.cat([torch.full((10,), -1.0), torch.zeros(10)]).double())
+
+
+@pytest.mark.parametrize("columns, fragment", [
+    ({"x": 1, "t": 1, "u": 1, "w": 1}, "columns ['w'] that are neither coordinates"),
+    ({"x": 1, "u": 1}, "lacks the coordinate column(s) ['t']"),
+    ({"x": 1, "t": 1}, "has no column for any field ['u', 'v']"),
+    ({"x": 1, "t": 2, "u": 1}, "columns of different lengths"),
+])
+def test_data_files_that_do_not_match_the_problem_are_errors_naming_the_key(tmp_path, columns, fragment):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{name: np.arange(3.0 * n) for name, n in columns.items()})
+    with pytest.raises(ValueError) as info:
+        data_problem(path)
+    assert "conditions.observed.data" in str(info.value) and fragment in str(info.value)
+
+
+def test_missing_data_file_and_residual_on_data_are_errors(tmp_path):
+    with pytest.raises(ValueError, match="conditions.observed.data: no observation file"):
+        data_problem(tmp_path / "nothing.npz")
+    path = tmp_path / "obs.npz"
+    write_observations(path, np.zeros(2), np.zeros(2), u=np.zeros(2))
+    with pytest.raises(ValueError, match="conditions.observed.residual: a data condition"):
+        data_problem(path, residual="u")
+
+
+def reference_uv(x, t):
+    return {"u": np.sin(x) * t, "v": x + t}
+
+
+def test_data_from_the_reference_samples_it_without_files():
+    problem = Problem(coords={"x": [0, 1], "t": [0, 1]}, fields=["u", "v"], equations={}, reference=reference_uv,
+                      conditions={"observed": {"data": "reference", "points": 30}})
+    points = draw(problem)["observed"]
+    assert points.shape == (30, 4)
+    r = residuals(problem, exact, {"observed": points})["observed"]
+    torch.testing.assert_close(r, torch.zeros(60, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def transformed_problem(**transform) -> Problem:
+    return Problem(coords={"x": [0, 1]}, fields=["u", "v"], params={"a": 2.0}, equations={"pde": "u_xx + v"},
+                   output_transform=transform)
+
+
+def test_output_transform_makes_dirichlet_values_exact_for_any_network():
+    torch.manual_seed(0)
+    module = PINNModule(transformed_problem(u="x*(1 - x)*u + a*x"), MLP(1, 2, width=8, depth=2))
+    ends = torch.tensor([[0.0], [1.0]])
+    u = module(ends)[:, 0].detach()
+    torch.testing.assert_close(u, torch.tensor([0.0, 2.0]))
+    raw = module.net.net(ends)
+    torch.testing.assert_close(module(ends)[:, 1], raw[:, 1])  # v has no transform
+    # the residual differentiates through the transform: u_xx = -2 N + 2 (1 - 2x) N' + x (1 - x) N''
+    x = torch.rand(16, 1, dtype=torch.float32)
+    terms = module.residuals({"interior": x})
+    assert terms["pde"].shape == (16,)
+
+
+def test_output_transform_residual_matches_the_closed_form():
+    problem = transformed_problem(u="x*(1 - x)*u")
+    raw = lambda p: torch.cat([torch.ones_like(p), torch.zeros_like(p)], dim=1)  # noqa: E731
+    x = torch.linspace(0, 1, 11, dtype=torch.float64)[:, None]
+    forward = lambda p: problem.output_transform(p, raw(p))  # noqa: E731
+    r = residuals(problem, forward, {"interior": x})["pde"]
+    torch.testing.assert_close(r, torch.full((11,), -2.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("transform, fragment", [
+    ({"w": "u"}, "output_transform: 'w' is not a field"),
+    ({"u": "u_x"}, "output_transform.u: a transform cannot take derivatives"),
+    ({"u": "q*u"}, "output_transform.u: unknown name 'q'"),
+])
+def test_bad_output_transforms_name_the_key(transform, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        transformed_problem(**transform)
+
+
+def test_output_transform_runs_on_autograd_and_says_why(caplog):
+    with caplog.at_level("INFO"):
+        PINNModule(transformed_problem(u="x*u"), MLP(1, 2, width=8, depth=2), derivatives="auto")
+    assert "output_transform" in caplog.text or "ConstrainedNet" in caplog.text
+    with pytest.raises(ValueError, match="derivatives=jets cannot run this network"):
+        PINNModule(transformed_problem(u="x*u"), MLP(1, 2, width=8, depth=2), derivatives="jets")
+
+
+def test_new_conditions_survive_a_config_round_trip(tmp_path):
+    path = tmp_path / "obs.npz"
+    write_observations(path, np.array([0.1, 0.2]), np.array([0.3, 0.4]), u=np.array([1.0, 2.0]))
+    problem = Problem(coords={"x": [0, 1], "t": [0, 1]}, fields=["u", "v"], equations={"pde": "u_t - v"},
+                      conditions={"periodic": {"periodic": "x", "residual": ["u"], "points": 8},
+                                  "flux": {"region": "x=1", "residual": "u_n", "points": 8},
+                                  "observed": {"data": str(path)}},
+                      output_transform={"v": "t*v"})
+    rebuilt = instantiate(problem.to_config())
+    assert rebuilt.to_config() == problem.to_config()
+    a, b = draw(problem), draw(rebuilt)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
