@@ -7,14 +7,37 @@ loss terms) -> ``lightning`` (``PINNModule``, logging, callbacks).
 
 from lightning_pinn.derivatives import Derivatives, hessian, jacobian, partial
 from lightning_pinn.derivatives.jets import register_activation, register_jet_rule
-from lightning_pinn.geometry import Box, PointSource, Sampler
+from lightning_pinn.geometry import (
+    Ball,
+    Box,
+    Difference,
+    Disk,
+    Intersection,
+    PointSource,
+    Polygon,
+    Rectangle,
+    Sampler,
+    Union,
+)
 from lightning_pinn.lightning import NonFiniteLossError, PhysicsLoss, PINNModule, RelativeL2Error, SolutionFigure
-from lightning_pinn.nets import MLP, FourierFeatures, InputScaling, Residual
+from lightning_pinn.lightning.adaptive_sampling import RAD, RAR
+from lightning_pinn.losses import CausalWeighting, GradNormBalancing, ReLoBRaLo
+from lightning_pinn.nets import (
+    MLP,
+    FactorizedLinear,
+    FourierFeatures,
+    InputScaling,
+    ModifiedMLPLayers,
+    PeriodicEmbedding,
+    Residual,
+)
 from lightning_pinn.problem import Condition, ExpressionError, Problem, compile_expression
 from lightning_pinn.residuals import Evaluation, loss_terms, residuals
 
 __all__ = [
-    "Box", "Condition", "Derivatives", "Evaluation", "ExpressionError", "FourierFeatures", "InputScaling", "MLP",
+    "RAD", "RAR", "Ball", "Box", "CausalWeighting", "Condition", "Difference", "Disk", "FactorizedLinear",
+    "GradNormBalancing", "Intersection", "ModifiedMLPLayers", "PeriodicEmbedding", "Polygon", "Rectangle",
+    "ReLoBRaLo", "Union", "Derivatives", "Evaluation", "ExpressionError", "FourierFeatures", "InputScaling", "MLP",
     "NonFiniteLossError", "PhysicsLoss", "PINNModule", "PointSource", "Problem", "RelativeL2Error", "Residual",
     "Sampler", "SolutionFigure", "compile_expression", "hessian", "jacobian", "loss_terms", "partial",
     "register_activation", "register_jet_rule", "residuals",

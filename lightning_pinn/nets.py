@@ -1,4 +1,5 @@
-"""Networks: an MLP with input scaling, optional Fourier features and residual connections.
+"""Networks: an MLP with input scaling, optional periodic and Fourier embeddings, residual or
+gated ("modified MLP") layers and random weight factorization.
 
 Each module here also declares how forward-mode derivative jets pass through it
 (:mod:`lightning_pinn.derivatives.jets`), so these networks run on the fast engine.
@@ -7,15 +8,17 @@ Each module here also declares how forward-mode derivative jets pass through it
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_pinn.derivatives.jets import (
     Jet,
     JetIndex,
     jet_through,
+    product,
     register_activation,
     register_jet_rule,
     sin_cos,
@@ -44,6 +47,11 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+def _xavier_linear(n_in: int, n_out: int) -> nn.Linear:
+    linear = nn.Linear(n_in, n_out)
+    nn.init.xavier_normal_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
 
 
 class InputScaling(nn.Module):
@@ -65,6 +73,89 @@ class InputScaling(nn.Module):
 @register_jet_rule(InputScaling)
 def _scaling_jet(module: InputScaling, jet: Jet, index: JetIndex, path: str) -> Jet:
     return Jet((jet.value - module.centre) / module.half_width, jet.coeffs / module.half_width)
+
+
+def _periods(periods: Any, in_features: int, key: str) -> list[float | None]:
+    """``periods`` as a list aligned with the inputs (None: not periodic), validated."""
+    if isinstance(periods, Mapping):
+        aligned: list[Any] = [None] * in_features
+        for column, period in periods.items():
+            if isinstance(column, bool) or not isinstance(column, int) or not 0 <= column < in_features:
+                raise ValueError(f"{key}: expected column indices in 0..{in_features - 1} as keys "
+                                 f"but got {column!r} in {dict(periods)}")
+            aligned[column] = period
+    elif isinstance(periods, Sequence) and not isinstance(periods, str):
+        aligned = list(periods)
+        if len(aligned) != in_features:
+            raise ValueError(f"{key}: expected {in_features} entries (a period or null per input) "
+                             f"but got {len(aligned)}: {aligned}")
+    else:
+        raise ValueError(f"{key}: expected a list with a period or null per input, or {{column: period}}, "
+                         f"but got {periods!r}")
+    for period in aligned:
+        if period is None:
+            continue
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not 0 < period < math.inf:
+            raise ValueError(f"{key}: expected positive finite periods but got {period!r} in {aligned}")
+    return [None if p is None else float(p) for p in aligned]
+
+
+class PeriodicEmbedding(nn.Module):
+    """Exact periodicity: ``x_j -> [cos(2 pi k x_j / P_j), sin(2 pi k x_j / P_j)], k = 1..harmonics``.
+
+    The periodic columns are replaced by their harmonics, the others pass through unchanged:
+    the output is ``[x_other, cos(...), sin(...)]`` with, per periodic column in input order,
+    ``harmonics`` cosines and then (after all cosines) as many sines. Anything computed from
+    the output is ``P_j``-periodic in ``x_j`` for every input, to rounding.
+
+    Args:
+        in_features: number of inputs.
+        periods: a period or None per input (``[2.0, None]``), or ``{column: period}``.
+        harmonics: number of harmonics ``k = 1..harmonics`` per periodic column.
+
+    Raises:
+        ValueError: for a period that is not positive and finite, a list of the wrong length,
+            a column outside ``0..in_features - 1``, or ``harmonics < 1``.
+
+    Example:
+        >>> emb = PeriodicEmbedding(2, [2.0, None])
+        >>> emb(torch.tensor([[0.0, 7.0]]))  # [x_1, cos(pi x_0), sin(pi x_0)]
+        tensor([[7., 1., 0.]])
+    """
+
+    def __init__(self, in_features: int, periods: Sequence[float | None] | Mapping[int, float], harmonics: int = 1):
+        super().__init__()
+        if isinstance(harmonics, bool) or not isinstance(harmonics, int) or harmonics < 1:
+            raise ValueError(f"Expected harmonics to be a positive integer but got {harmonics!r}")
+        self.periods = _periods(periods, in_features, "periods")
+        self.harmonics = harmonics
+        self.periodic_columns = [j for j, p in enumerate(self.periods) if p is not None]
+        self.other_columns = [j for j, p in enumerate(self.periods) if p is None]
+        # angular frequencies 2 pi k / P as Python floats: made in the input's dtype on each call,
+        # so a network built in float32 and moved to float64 stays periodic to float64 rounding
+        self._omega = [[2 * math.pi * k / self.periods[j] for k in range(1, harmonics + 1)]
+                       for j in self.periodic_columns]
+        self.out_features = len(self.other_columns) + 2 * harmonics * len(self.periodic_columns)
+
+    def _angles(self, x: Tensor) -> Tensor:
+        omega = torch.tensor(self._omega, dtype=x.dtype, device=x.device)
+        z = x[..., self.periodic_columns, None] * omega
+        return z.reshape(*x.shape[:-1], len(self.periodic_columns) * self.harmonics)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self._angles(x)
+        return torch.cat([x[..., self.other_columns], torch.cos(z), torch.sin(z)], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"periods={self.periods}, harmonics={self.harmonics}"
+
+
+@register_jet_rule(PeriodicEmbedding)
+def _periodic_jet(module: PeriodicEmbedding, jet: Jet, index: JetIndex, path: str) -> Jet:
+    sin, cos = sin_cos(Jet(module._angles(jet.value), module._angles(jet.coeffs)), index)
+    other = module.other_columns
+    return Jet(torch.cat([jet.value[..., other], cos.value, sin.value], dim=-1),
+               torch.cat([jet.coeffs[..., other], cos.coeffs, sin.coeffs], dim=-1))
 
 
 class FourierFeatures(nn.Module):
@@ -96,6 +187,84 @@ def _fourier_jet(module: FourierFeatures, jet: Jet, index: JetIndex, path: str) 
     return Jet(torch.cat([cos.value, sin.value], dim=-1), torch.cat([cos.coeffs, sin.coeffs], dim=-1))
 
 
+class FactorizedLinear(nn.Module):
+    """Random weight factorization (Wang et al. 2022): ``y = x W^T + b`` with ``W = diag(exp(s)) V``.
+
+    ``s`` (one per output neuron) and ``V`` are trained instead of ``W``. At initialisation
+    ``W`` is Xavier-normal, ``s ~ N(mean, std^2)`` and ``V = W / exp(s)``, so the layer
+    computes the same function as the plain layer it factorizes.
+
+    Args:
+        in_features, out_features: sizes of the layer.
+        mean, std: the distribution of ``s``.
+        weight, bias: the ``W`` and ``b`` to factorize (default: Xavier-normal ``W``, zero ``b``).
+
+    Raises:
+        ValueError: for a non-finite ``mean``, a negative or non-finite ``std``, or a ``weight``
+            that is not ``(out_features, in_features)``.
+
+    Example:
+        >>> layer = FactorizedLinear(3, 2, mean=1.0, std=0.1)
+        >>> layer.s.shape, layer.v.shape, layer.weight.shape
+        (torch.Size([2]), torch.Size([2, 3]), torch.Size([2, 3]))
+    """
+
+    def __init__(self, in_features: int, out_features: int, mean: float = 1.0, std: float = 0.1,
+                 weight: Tensor | None = None, bias: Tensor | None = None):
+        super().__init__()
+        mean, std = _check_factorization(mean, std)
+        if weight is None:
+            weight = nn.init.xavier_normal_(torch.empty(out_features, in_features))
+        elif tuple(weight.shape) != (out_features, in_features):
+            raise ValueError(f"Expected a weight of shape {(out_features, in_features)} but got {tuple(weight.shape)}")
+        weight = weight.detach()
+        self.in_features, self.out_features = in_features, out_features
+        s = mean + std * torch.randn(out_features, dtype=weight.dtype, device=weight.device)
+        self.s = nn.Parameter(s)
+        self.v = nn.Parameter(weight / torch.exp(s)[:, None])
+        self.bias = nn.Parameter(weight.new_zeros(out_features) if bias is None else bias.detach().clone())
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, mean: float = 1.0, std: float = 0.1) -> FactorizedLinear:
+        """The factorization of ``linear``: the same ``W`` and ``b`` (zero if it has none), new ``s``."""
+        return cls(linear.in_features, linear.out_features, mean, std, weight=linear.weight, bias=linear.bias)
+
+    @property
+    def weight(self) -> Tensor:
+        """The effective weight ``diag(exp(s)) V``, ``(out_features, in_features)``."""
+        return torch.exp(self.s)[:, None] * self.v
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+@register_jet_rule(FactorizedLinear)
+def _factorized_jet(module: FactorizedLinear, jet: Jet, index: JetIndex, path: str) -> Jet:
+    weight = module.weight
+    return Jet(F.linear(jet.value, weight, module.bias), F.linear(jet.coeffs, weight))
+
+
+def _check_factorization(mean: Any, std: Any) -> tuple[float, float]:
+    for key, value in (("mean", mean), ("std", std)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"weight_factorization.{key}: expected a finite number but got {value!r}")
+    if std < 0:
+        raise ValueError(f"weight_factorization.std: expected std >= 0 but got {std!r}")
+    return float(mean), float(std)
+
+
+def _factorize_linears(module: nn.Module, mean: float, std: float) -> None:
+    """Replace every ``nn.Linear`` below ``module`` by its :class:`FactorizedLinear`, in registration order."""
+    for name, child in module.named_children():
+        if type(child) is nn.Linear:
+            setattr(module, name, FactorizedLinear.from_linear(child, mean, std))
+        else:
+            _factorize_linears(child, mean, std)
+
+
 class Residual(nn.Module):
     """A skip connection ``x + block(x)`` around a block that keeps the width."""
 
@@ -113,8 +282,115 @@ def _residual_jet(module: Residual, jet: Jet, index: JetIndex, path: str) -> Jet
     return Jet(jet.value + out.value, jet.coeffs + out.coeffs)
 
 
+class ModifiedMLPLayers(nn.Module):
+    """The gated layers of the modified MLP (Wang, Teng and Perdikaris 2021), ``L = depth``:
+
+    ``U = act(X W_u + b_u)``, ``V = act(X W_v + b_v)``, ``H_1 = act(X W_1 + b_1)``,
+    ``Z_k = act(H_k W_(k+1) + b_(k+1))`` and ``H_(k+1) = (1 - Z_k) * U + Z_k * V`` for
+    ``k = 1..L-1``, output ``H_L W + b``. Every layer sees the input through the gates.
+
+    Args:
+        in_features, out_features: sizes of ``X`` and of the output.
+        width: neurons per hidden layer.
+        depth: number of hidden layers ``L >= 2`` (``L - 1`` gated layers).
+        activation: a name from :data:`ACTIVATIONS`.
+
+    Attributes:
+        encoder_u, encoder_v: the layers of ``U`` and ``V``.
+        hidden: ``W_1, ..., W_L``.
+        output: ``W, b``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, width: int, depth: int, activation: str = "tanh"):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"Expected depth >= 2 for the modified MLP (depth 1 has no gated layer) but got {depth}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"Expected activation to be one of {sorted(ACTIVATIONS)} but got {activation!r}")
+        self.encoder_u = _xavier_linear(in_features, width)
+        self.encoder_v = _xavier_linear(in_features, width)
+        self.hidden = nn.ModuleList([_xavier_linear(in_features, width)]
+                                    + [_xavier_linear(width, width) for _ in range(depth - 1)])
+        self.output = _xavier_linear(width, out_features)
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x: Tensor) -> Tensor:
+        u = self.activation(self.encoder_u(x))
+        v = self.activation(self.encoder_v(x))
+        gap = v - u
+        h = self.activation(self.hidden[0](x))
+        for layer in self.hidden[1:]:
+            h = u + self.activation(layer(h)) * gap  # (1 - Z) U + Z V
+        return self.output(h)
+
+
+@register_jet_rule(ModifiedMLPLayers)
+def _modified_jet(module: ModifiedMLPLayers, jet: Jet, index: JetIndex, path: str) -> Jet:
+    def layer(name: str, linear: nn.Module, inputs: Jet) -> Jet:
+        return jet_through(module.activation, jet_through(linear, inputs, index, f"{path}.{name}"), index,
+                           f"{path}.activation")
+
+    u = layer("encoder_u", module.encoder_u, jet)
+    v = layer("encoder_v", module.encoder_v, jet)
+    gap = Jet(v.value - u.value, v.coeffs - u.coeffs)
+    h = layer("hidden.0", module.hidden[0], jet)
+    for k in range(1, len(module.hidden)):
+        gated = product(layer(f"hidden.{k}", module.hidden[k], h), gap, index)
+        h = Jet(u.value + gated.value, u.coeffs + gated.coeffs)
+    return jet_through(module.output, h, index, f"{path}.output")
+
+
+def _plain_layers(in_features: int, out_features: int, width: int, depth: int, activation: str,
+                  residual: bool) -> nn.Module:
+    sizes = [in_features] + [width] * depth + [out_features]
+    layers: list[nn.Module] = []
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        linear = _xavier_linear(n_in, n_out)
+        if k == len(sizes) - 2:
+            layers.append(linear)
+        elif residual and k > 0:
+            layers.append(Residual(nn.Sequential(linear, ACTIVATIONS[activation]())))
+        else:
+            layers += [linear, ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+def _modified_layers(in_features: int, out_features: int, width: int, depth: int, activation: str,
+                     residual: bool) -> nn.Module:
+    if residual:
+        raise ValueError("Expected residual=False with architecture='modified' (its gates already "
+                         "connect every layer to the input) but got residual=True")
+    return ModifiedMLPLayers(in_features, out_features, width, depth, activation)
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "mlp": _plain_layers,
+    "modified": _modified_layers,
+}
+"""``architecture`` name -> ``(in_features, out_features, width, depth, activation, residual) -> layers``."""
+
+
+def _weight_factorization(value: Any) -> dict[str, float] | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"Expected weight_factorization to be null, true or {{mean: ..., std: ...}} but got {value!r}")
+    unknown = sorted(set(value) - {"mean", "std"})
+    if unknown:
+        raise ValueError(f"weight_factorization: unknown keys {unknown}; expected mean and std")
+    mean, std = _check_factorization(value.get("mean", 1.0), value.get("std", 0.1))
+    return {"mean": mean, "std": std}
+
+
 class MLP(nn.Module):
-    """A fully connected network ``R^in -> R^out`` with Xavier-initialised layers.
+    """A network ``R^in -> R^out``: optional periodic embedding, input scaling and Fourier
+    features, then Xavier-initialised layers.
+
+    ``x -> periodic(x) -> scale(.) -> fourier(.) -> layers``. ``architecture="mlp"`` layers are
+    ``H_(k+1) = act(H_k W_k + b_k)`` (with ``residual``: ``H_k + act(H_k W_k + b_k)`` after the
+    first); ``architecture="modified"`` is the gated MLP of :class:`ModifiedMLPLayers`.
 
     Args:
         in_features: number of coordinates.
@@ -122,14 +398,29 @@ class MLP(nn.Module):
         width: neurons per hidden layer.
         depth: number of hidden layers.
         activation: one of ``tanh``, ``sin``, ``sigmoid``, ``softplus``, ``gelu``, ``silu``, ``relu``.
-        bounds: ``[[lo, hi], ...]`` per input; when given, inputs are scaled to ``[-1, 1]`` first.
+        bounds: ``[[lo, hi], ...]`` per input; when given, inputs are scaled to ``[-1, 1]`` first
+            (periodic inputs are embedded from their raw values instead).
         fourier_features: when positive, embed the (scaled) inputs with that many random
             Fourier frequencies (:class:`FourierFeatures`) before the first layer.
         fourier_scale: standard deviation of those frequencies.
-        residual: skip connections ``h + act(W h + b)`` around every hidden layer after the first.
+        residual: skip connections ``h + act(W h + b)`` around every hidden layer after the first
+            (``architecture="mlp"`` only).
+        architecture: ``mlp`` or ``modified`` (:data:`ARCHITECTURES`).
+        weight_factorization: ``{mean: 1.0, std: 0.1}`` (or ``true`` for those) factorizes every
+            linear layer as ``diag(exp(s)) V`` (:class:`FactorizedLinear`); null: plain layers.
+        periodic: a period or null per input (``[2.0, null]``), or ``{column: period}``: those
+            inputs enter only through :class:`PeriodicEmbedding`, so the network is exactly periodic.
+        periodic_harmonics: harmonics per periodic input.
+
+    Raises:
+        ValueError: for a bad value, quoting it.
 
     Example:
         >>> net = MLP(2, 1, width=20, depth=8, bounds=[[-1, 1], [0, 1]])
+        >>> net(torch.zeros(5, 2)).shape
+        torch.Size([5, 1])
+        >>> net = MLP(2, 1, architecture="modified", weight_factorization={"mean": 1.0, "std": 0.1},
+        ...           periodic=[2.0, None], bounds=[[-1, 1], [0, 1]])
         >>> net(torch.zeros(5, 2)).shape
         torch.Size([5, 1])
     """
@@ -145,6 +436,10 @@ class MLP(nn.Module):
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
         residual: bool = False,
+        architecture: str = "mlp",
+        weight_factorization: Mapping[str, float] | bool | None = None,
+        periodic: Sequence[float | None] | Mapping[int, float] | None = None,
+        periodic_harmonics: int = 1,
     ):
         super().__init__()
         for key, value in (("in_features", in_features), ("out_features", out_features), ("width", width), ("depth", depth)):
@@ -156,29 +451,37 @@ class MLP(nn.Module):
             raise ValueError(f"Expected fourier_features to be a non-negative integer but got {fourier_features!r}")
         if bounds is not None and len(bounds) != in_features:
             raise ValueError(f"Expected {in_features} bounds (one per input) but got {len(bounds)}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"Expected architecture to be one of {list(ARCHITECTURES)} but got {architecture!r}")
+        factorization = _weight_factorization(weight_factorization)
+        periods = None if periodic is None else _periods(periodic, in_features, "periodic")
+        if isinstance(periodic_harmonics, bool) or not isinstance(periodic_harmonics, int) or periodic_harmonics < 1:
+            raise ValueError(f"Expected periodic_harmonics to be a positive integer but got {periodic_harmonics!r}")
         self._config = {"in_features": in_features, "out_features": out_features, "width": width,
                         "depth": depth, "activation": activation,
                         "bounds": None if bounds is None else [[float(v) for v in b] for b in bounds],
                         "fourier_features": fourier_features, "fourier_scale": float(fourier_scale),
-                        "residual": bool(residual)}
+                        "residual": bool(residual), "architecture": architecture,
+                        "weight_factorization": factorization, "periodic": periods,
+                        "periodic_harmonics": periodic_harmonics}
+        n_features = in_features
+        if periods is not None and any(p is not None for p in periods):
+            self.periodic: nn.Module = PeriodicEmbedding(in_features, periods, periodic_harmonics)
+            n_features = self.periodic.out_features
+            if bounds is not None:  # the harmonics are in [-1, 1] already: scale only the other columns
+                bounds = [bounds[j] for j in self.periodic.other_columns] + [[-1.0, 1.0]] * (
+                    n_features - len(self.periodic.other_columns))
+        else:
+            self.periodic = nn.Identity()
         self.scaling = InputScaling(bounds) if bounds is not None else nn.Identity()
-        self.embedding = FourierFeatures(in_features, fourier_features, fourier_scale) if fourier_features else nn.Identity()
-        sizes = [2 * fourier_features or in_features] + [width] * depth + [out_features]
-        layers: list[nn.Module] = []
-        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            linear = nn.Linear(n_in, n_out)
-            nn.init.xavier_normal_(linear.weight)
-            nn.init.zeros_(linear.bias)
-            if k == len(sizes) - 2:
-                layers.append(linear)
-            elif residual and k > 0:
-                layers.append(Residual(nn.Sequential(linear, ACTIVATIONS[activation]())))
-            else:
-                layers += [linear, ACTIVATIONS[activation]()]
-        self.layers = nn.Sequential(*layers)
+        self.embedding = FourierFeatures(n_features, fourier_features, fourier_scale) if fourier_features else nn.Identity()
+        self.layers = ARCHITECTURES[architecture](2 * fourier_features or n_features, out_features, width, depth,
+                                                  activation, bool(residual))
+        if factorization is not None:
+            _factorize_linears(self.layers, factorization["mean"], factorization["std"])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layers(self.embedding(self.scaling(x)))
+        return self.layers(self.embedding(self.scaling(self.periodic(x))))
 
     def config(self) -> dict[str, Any]:
         """A config that rebuilds this network with ``hydra.utils.instantiate``."""
@@ -187,6 +490,6 @@ class MLP(nn.Module):
 
 @register_jet_rule(MLP)
 def _mlp_jet(module: MLP, jet: Jet, index: JetIndex, path: str) -> Jet:
-    for name in ("scaling", "embedding", "layers"):
+    for name in ("periodic", "scaling", "embedding", "layers"):
         jet = jet_through(getattr(module, name), jet, index, f"{path}.{name}")
     return jet

@@ -249,3 +249,55 @@ def test_new_conditions_survive_a_config_round_trip(tmp_path):
     a, b = draw(problem), draw(rebuilt)
     for name in a:
         torch.testing.assert_close(a[name], b[name])
+
+
+# ----- loss weighting in the module ------------------------------------------------------------
+
+def heat_problem() -> Problem:
+    return Problem(coords={"x": [0, 1], "t": [0, 2]}, fields=["u"], equations={"heat": "u_t - u_xx"},
+                   conditions={"initial": {"region": "t=0", "residual": "u - sin(pi*x)", "points": 16, "weight": 3}},
+                   collocation_points=64)
+
+
+def test_causal_weighting_replaces_the_equation_mean_by_the_causal_sum():
+    from lightning_pinn.losses import causal_loss
+
+    torch.manual_seed(0)
+    module = PINNModule(heat_problem(), MLP(2, 1, width=8, depth=2), causal={"chunks": 4, "epsilon": 2.0})
+    points = module.draw_points()
+    terms = module.loss_terms(points)
+    r = module.residuals(points)
+    expected, w = causal_loss(r["heat"], points["interior"][:, 1], (0.0, 2.0), 4, 2.0)
+    torch.testing.assert_close(terms["heat"], expected)
+    torch.testing.assert_close(module._causal_weights["heat"], w)
+    torch.testing.assert_close(terms["initial"], r["initial"].square().mean())  # conditions keep their mean
+
+
+def test_causal_weighting_needs_a_time_coordinate():
+    problem = Problem(coords={"x": [0, 1]}, fields=["u"], equations={"pde": "u_xx"})
+    with pytest.raises(ValueError, match="causal: causal weighting needs a time coordinate"):
+        PINNModule(problem, MLP(1, 1, width=4, depth=1), causal={"chunks": 4})
+
+
+def test_gradnorm_balancing_weights_terms_on_top_of_the_problem_weights():
+    torch.manual_seed(0)
+    module = PINNModule(heat_problem(), MLP(2, 1, width=8, depth=2), balancing={"name": "gradnorm", "alpha": 0.0})
+    terms = module.loss_terms(module.draw_points())
+    total = module.total_loss(terms)
+    params = [p for p in module.parameters() if p.requires_grad]
+    norms = {k: torch.sqrt(sum(g.square().sum() for g in torch.autograd.grad(v, params, retain_graph=True,
+                                                                           allow_unused=True) if g is not None))
+             for k, v in terms.items()}  # the output bias does not enter u_t - u_xx
+    weights = {k: sum(norms.values()) / n for k, n in norms.items()}
+    torch.testing.assert_close(total, weights["heat"] * terms["heat"] + 3 * weights["initial"] * terms["initial"])
+    state = module.balancer.state_dict()
+    rebuilt = PINNModule(heat_problem(), MLP(2, 1, width=8, depth=2), balancing="gradnorm")
+    checkpoint = {}
+    module.on_save_checkpoint(checkpoint)
+    rebuilt.on_load_checkpoint(checkpoint)
+    assert rebuilt.balancer.state_dict() == state
+
+
+def test_unknown_balancing_is_an_error_listing_the_schemes():
+    with pytest.raises(ValueError, match="balancing: .*gradnorm"):
+        PINNModule(heat_problem(), MLP(2, 1, width=8, depth=2), balancing="magic")

@@ -1,7 +1,13 @@
-"""Domains and the samplers that draw points on them."""
+"""Domains and the samplers that draw points on them: boxes, shapes (disks, balls, polygons) and CSG."""
 
 from lightning_pinn.geometry.box import Box, Region
+from lightning_pinn.geometry.csg import Difference, Intersection, Union
+from lightning_pinn.geometry.domain import Domain, ShapeRegion
 from lightning_pinn.geometry.point_sources import FixedPoints, PeriodicSource, PointSource
 from lightning_pinn.geometry.samplers import METHODS, Sampler
+from lightning_pinn.geometry.shapes import Ball, Disk, Polygon, Rectangle, Shape
 
-__all__ = ["METHODS", "Box", "FixedPoints", "PeriodicSource", "PointSource", "Region", "Sampler"]
+__all__ = [
+    "METHODS", "Ball", "Box", "Difference", "Disk", "Domain", "FixedPoints", "Intersection", "PeriodicSource",
+    "PointSource", "Polygon", "Rectangle", "Region", "Sampler", "Shape", "ShapeRegion", "Union",
+]

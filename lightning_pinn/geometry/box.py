@@ -8,7 +8,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class Region:
     """A part of a box where points are drawn: the interior, or a face with one coordinate fixed.
@@ -39,6 +38,11 @@ class Region:
     def sampler_dims(self) -> list[int]:
         """Dimensions of the unit-cube streams a draw needs: the free coordinates (none for a point)."""
         return [self.free_dims] if self.free_dims else []
+
+    @property
+    def has_normals(self) -> bool:
+        """Faces have an outward normal; the interior has none."""
+        return self.fixed is not None
 
     @property
     def normal(self) -> np.ndarray | None:

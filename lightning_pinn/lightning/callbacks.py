@@ -38,11 +38,13 @@ class SolutionFigure(pl.Callback):
         problem = getattr(pl_module, "problem", None)
         if problem is None or problem.reference is None or problem.n_coords != 2:
             return
-        points, sizes = pl_module.validation_grid()
+        points, sizes = pl_module.validation_grid(inside_only=False)
+        outside = ~problem.contains(points)  # blank outside a geometry
         reference = pl_module.reference_values(points)
         with torch.inference_mode(False), torch.enable_grad():
             prediction = pl_module(torch.as_tensor(points, dtype=pl_module.dtype, device=pl_module.device))
         prediction = prediction.detach().cpu().double().numpy()
+        prediction[outside], reference[outside] = np.nan, np.nan
         path = Path(self.dirpath or Path(trainer.default_root_dir) / "figures") / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         figure = solution_figure(points, sizes, prediction, reference, problem.coords, problem.fields)
@@ -67,11 +69,11 @@ def solution_figure(points, sizes, prediction, reference, coords, fields):
     for row, field in enumerate(fields):
         pred, ref = prediction[:, row].reshape(sizes), reference[:, row].reshape(sizes)
         error = np.abs(pred - ref)
-        rel = np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300)
-        vmin, vmax = ref.min(), ref.max()
+        rel = np.sqrt(np.nansum(error**2) / max(np.nansum(ref**2), 1e-300))
+        vmin, vmax = np.nanmin(ref), np.nanmax(ref)
         panels = [(pred, f"{field} predicted", vmin, vmax, "RdBu_r"),
                   (ref, f"{field} reference", vmin, vmax, "RdBu_r"),
-                  (error, f"|error| (rel. L2 {rel:.2e})", 0, error.max(), "viridis")]
+                  (error, f"|error| (rel. L2 {rel:.2e})", 0, np.nanmax(error), "viridis")]
         for ax, (values, title, lo, hi, cmap) in zip(axes[row], panels):
             mesh = ax.pcolormesh(second, first, values, shading="auto", vmin=lo, vmax=hi, cmap=cmap)
             figure.colorbar(mesh, ax=ax)

@@ -12,12 +12,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, TensorDataset
 
-from lightning_pinn.config import build, build_factory, config_of, to_plain
+from lightning_pinn.config import build, build_factory, config_of, is_config, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.losses import CausalWeighting, FixedWeights, build_balancer
 from lightning_pinn.problem.output_transform import ConstrainedNet
-from lightning_pinn.problem.spec import Problem
+from lightning_pinn.problem.spec import INTERIOR, Problem
 from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
 
 
@@ -90,6 +91,13 @@ class PINNModule(pl.LightningModule):
         compile: compile the training loss with ``torch.compile`` (jets only: nested autograd
             cannot be compiled); ``True``, or a dict of ``torch.compile`` options such as
             ``{"mode": "reduce-overhead"}`` (CUDA graphs on GPU). The first steps compile.
+        balancing: per-term loss weights on top of the problem's: ``None``/``"fixed"``, ``"gradnorm"``
+            (learning-rate annealing by gradient norms, Wang et al. 2021), ``"relobralo"`` (Bischof &
+            Kraus 2021), or ``{"name": ..., **options}`` (see ``lightning_pinn.losses``). Logged as
+            ``train/weight_<term>``.
+        causal: causal weighting of the equations over time chunks (Wang, Sankaran, Perdikaris 2022):
+            ``{"chunks": 32, "epsilon": 1.0}`` or a :class:`~lightning_pinn.losses.CausalWeighting`;
+            needs a time coordinate. The last chunk's weight is logged as ``train/causal_min_weight``.
 
     Methods a subclass overrides:
         ``forward(coords)``: fields at points (default ``net(coords)``); use it for output
@@ -120,6 +128,8 @@ class PINNModule(pl.LightningModule):
         validation_batch_size: int = 8192,
         derivatives: str = "auto",
         compile: bool | Mapping[str, Any] = False,
+        balancing: Any = None,
+        causal: CausalWeighting | Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if problem is None:
@@ -164,6 +174,13 @@ class PINNModule(pl.LightningModule):
         rank_zero_info(f"lightning-pinn: {reason}")
         self._compile_options = self._check_compile(compile)
         self._compiled: dict[str, Any] = {}
+        self.balancer = build_balancer(balancing)
+        """Per-term weights on top of the problem's (``lightning_pinn.losses``)."""
+        self.causal = self._check_causal(causal)
+        self._causal_terms = [] if self.causal is None else self.causal.select(
+            self.problem.point_sets[INTERIOR].terms if INTERIOR in self.problem.point_sets else [])
+        self._causal_weights: dict[str, Tensor] = {}
+        self._balance: dict[str, Tensor] = {}
         self.save_hyperparameters(
             {
                 "problem": config_of(problem),
@@ -179,6 +196,8 @@ class PINNModule(pl.LightningModule):
                 "validation_batch_size": validation_batch_size,
                 "derivatives": derivatives,
                 "compile": to_plain(compile),
+                "balancing": config_of(balancing),
+                "causal": config_of(causal),
             }
         )
 
@@ -197,14 +216,44 @@ class PINNModule(pl.LightningModule):
         return residuals(self.problem, self, points, self.parameter_values(), self.derivative_engine)
 
     def loss_terms(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Unweighted loss terms ``{term: mean(residual**2)}``."""
-        return {name: r.square().mean() for name, r in self.residuals(points).items()}
+        """Unweighted loss terms ``{term: mean(residual**2)}`` (causally weighted over time for ``causal`` terms)."""
+        out = {}
+        for name, r in self.residuals(points).items():
+            if name in self._causal_terms:
+                t = points[INTERIOR][:, self.problem.coords.index(self.causal.time)]
+                out[name], self._causal_weights[name] = self.causal(r, t, self.problem.bounds[self.problem.coords.index(
+                    self.causal.time)])
+            else:
+                out[name] = r.square().mean()
+        return out
 
     def total_loss(self, terms: Mapping[str, Tensor]) -> Tensor:
-        """The weighted sum of the terms (weights from the problem; 1 for terms it does not know)."""
+        """The weighted sum of the terms: the problem's weights (1 for terms it does not know) times the balancer's."""
         known = {k: v for k, v in terms.items() if k in self.problem.terms}
         extra = [v for k, v in terms.items() if k not in self.problem.terms]
+        if not isinstance(self.balancer, FixedWeights):
+            self._balance = self.balancer.weights(known, params=[p for p in self.parameters() if p.requires_grad],
+                                                  step=self.global_step, reduce=self._rank_mean())
+            known = {k: self._balance[k] * v for k, v in known.items()}
         return weighted_total(self.problem, known) + sum(extra)
+
+    def _rank_mean(self) -> Any:
+        if self._trainer is None or self.trainer.world_size == 1:
+            return None
+        return lambda value: self.trainer.strategy.reduce(value, reduce_op="mean")
+
+    def _check_causal(self, causal: Any) -> CausalWeighting | None:
+        if causal is None:
+            return None
+        causal = build(causal, "causal") if is_config(causal) else causal
+        if isinstance(causal, Mapping):
+            causal = CausalWeighting(**{"time": self.problem.time or "t", **to_plain(causal)})
+        if not isinstance(causal, CausalWeighting):
+            raise ValueError(f"causal: expected null, a mapping of options or a CausalWeighting but got {causal!r}")
+        if causal.time not in self.problem.coords:
+            raise ValueError(f"causal: causal weighting needs a time coordinate, and {causal.time!r} is not one of "
+                             f"{list(self.problem.coords)}")
+        return causal
 
     def _check_compile(self, options: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
         if options is False or options is None:
@@ -272,6 +321,11 @@ class PINNModule(pl.LightningModule):
             self._logged_at = self.global_step
             self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
             self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            if not isinstance(self.balancer, FixedWeights):
+                self.log_dict({f"train/weight_{k}": v for k, v in self._balance.items()}, on_step=True, on_epoch=False)
+            if self._causal_weights:
+                self.log("train/causal_min_weight", self.causal.min_weight(self._causal_weights), on_step=True,
+                         on_epoch=False)
             for name, value in self.pde_params.items():
                 self.log(f"train/param_{name}", value.detach(), on_step=True, on_epoch=False)
         return loss
@@ -302,6 +356,11 @@ class PINNModule(pl.LightningModule):
                 for optimizer in self.trainer.optimizers:
                     optimizer.state.clear()
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Advance the causal ``epsilon`` schedule once the last time chunk's weight is high enough."""
+        if self._causal_weights:
+            self.causal.update(self._causal_weights, self._rank_mean())
+
     def configure_optimizers(self) -> Any:
         """The optimizer of the current phase (Adam-like first, L-BFGS after the switch)."""
         if self.phase == "lbfgs":
@@ -313,11 +372,16 @@ class PINNModule(pl.LightningModule):
 
     # ----- validation and prediction -----------------------------------------------------------
 
-    def validation_grid(self) -> tuple[np.ndarray, list[int]]:
-        """The validation grid as ``(N, n_coords)`` float64 points and its size per coordinate."""
+    def validation_grid(self, inside_only: bool = True) -> tuple[np.ndarray, list[int]]:
+        """The validation grid as ``(N, n_coords)`` float64 points and its size per coordinate.
+
+        With a geometry, grid points outside it are left out (so ``N`` can be less than the product of
+        sizes) unless ``inside_only`` is false.
+        """
         axes = [np.linspace(lo, hi, n) for (lo, hi), n in zip(self.problem.bounds, self._grid_sizes)]
         mesh = np.meshgrid(*axes, indexing="ij")
-        return np.stack([m.ravel() for m in mesh], axis=1), list(self._grid_sizes)
+        points = np.stack([m.ravel() for m in mesh], axis=1)
+        return points[self.problem.contains(points)] if inside_only else points, list(self._grid_sizes)
 
     def reference_values(self, points: np.ndarray) -> np.ndarray:
         """``problem.reference`` at ``points``, as ``(N, n_fields)`` float64."""
@@ -352,15 +416,25 @@ class PINNModule(pl.LightningModule):
     # ----- checkpoints -------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the optimizer phase and the collocation state (streams and current points)."""
-        checkpoint["lightning_pinn"] = {"phase": self.phase, "collocation": self.collocation.state_dict()}
+        """Store the optimizer phase, the collocation state (streams and current points), the balancer's and
+        the causal schedule's state."""
+        checkpoint["lightning_pinn"] = {"phase": self.phase, "collocation": self.collocation.state_dict(),
+                                        "balancer": self.balancer.state_dict(),
+                                        "causal": None if self.causal is None else self.causal.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built."""
         state = checkpoint.get("lightning_pinn")
         if state:
             self.phase = state["phase"]
-            self.collocation.load_state_dict(state["collocation"])
+            if self._trainer is not None and self.trainer.world_size > 1 and self.global_rank != 0:
+                self.collocation.replay(state["collocation"])  # the checkpoint holds rank 0's streams only
+            else:
+                self.collocation.load_state_dict(state["collocation"])
+            if "balancer" in state:
+                self.balancer.load_state_dict(state["balancer"])
+            if self.causal is not None and state.get("causal") is not None:
+                self.causal.load_state_dict(state["causal"])
 
 
 def check_lbfgs_precision(plugin: Any) -> None:

@@ -165,7 +165,11 @@ class PhysicsLoss(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
-        self.collocation.load_state_dict(state_dict["collocation"])
+        module = self._module
+        if module is not None and module._trainer is not None and module.trainer.world_size > 1 and module.global_rank:
+            self.collocation.replay(state_dict["collocation"])  # the checkpoint holds rank 0's streams only
+        else:
+            self.collocation.load_state_dict(state_dict["collocation"])
 
     def _choose_engine(self, module: pl.LightningModule) -> Any:
         """Jets when ``fields`` names a submodule with jet rules (e.g. ``fields="net"``), else autograd."""

@@ -31,6 +31,8 @@ class Collocation:
         }
         self.points: dict[str, Tensor] | None = None
         self.drawn_at = -1
+        self.draws = 0
+        """How many times the points were (re)drawn."""
 
     def draw(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
         """A fresh draw of every point set, ``{name: (n, n_coords)}``; the current points do not change."""
@@ -43,6 +45,7 @@ class Collocation:
     def redraw(self, step: int, device: torch.device | str, dtype: torch.dtype) -> dict[str, Tensor]:
         """Replace the current points by a fresh draw made at ``step``."""
         self.points, self.drawn_at = self.draw(device, dtype), step
+        self.draws += 1
         return self.points
 
     def current(self, device: torch.device | str, dtype: torch.dtype) -> dict[str, Tensor]:
@@ -56,10 +59,21 @@ class Collocation:
         """Stream positions, current points and the step they were drawn at."""
         points = None if self.points is None else {k: v.detach().cpu() for k, v in self.points.items()}
         return {"sources": {name: s.state_dict() for name, s in self.sources.items()}, "points": points,
-                "drawn_at": self.drawn_at}
+                "drawn_at": self.drawn_at, "draws": self.draws}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from what :meth:`state_dict` saved."""
         for name, source in self.sources.items():
             source.load_state_dict(state["sources"][name])
-        self.points, self.drawn_at = state["points"], state["drawn_at"]
+        self.points, self.drawn_at, self.draws = state["points"], state["drawn_at"], state.get("draws", 0)
+
+    def replay(self, state: dict[str, Any]) -> None:
+        """Reach the position of a run saved by :meth:`state_dict` with this object's own streams.
+
+        For a DDP rank other than 0, whose own state a checkpoint does not hold: its streams
+        (seeded by rank) are drawn as many times as the saved run drew, and the last draw is current.
+        """
+        self.points = None
+        for _ in range(int(state.get("draws", 0))):
+            self.points = self.draw("cpu", torch.float64)
+        self.drawn_at, self.draws = state["drawn_at"], int(state.get("draws", 0))

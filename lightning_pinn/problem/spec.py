@@ -8,10 +8,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from lightning_pinn.config import config_of
+from lightning_pinn.config import build, config_of
 from lightning_pinn.geometry.box import Box, Region
+from lightning_pinn.geometry.domain import Domain
 from lightning_pinn.geometry.point_sources import FixedPoints, PeriodicSource, PointSource
 from lightning_pinn.geometry.samplers import METHODS
+from lightning_pinn.geometry.shapes import Shape
 from lightning_pinn.problem.condition_residuals import ObservationResidual, PeriodicResidual
 from lightning_pinn.problem.expressions import CONSTANTS, FUNCTIONS, NORMAL, Expression, Namespace, compile_expression
 from lightning_pinn.problem.observations import load_observations
@@ -115,6 +117,9 @@ class Problem:
             ``reference(**{coord: array})`` and returning an array of the field
             (one field) or ``{field: array}``; used for validation errors.
         name: a short name for logs.
+        geometry: a spatial shape inside the coordinates' bounds (``Disk``, ``Polygon``, ``Rectangle``
+            minus ``Disk``\ s, ...; see ``lightning_pinn.geometry``), or its config; the domain is then that
+            shape (times the time interval), with regions ``interior``, ``boundary`` and time faces.
         output_transform: hard constraints ``{field: expression}`` in which a field's name is the
             network's raw output, e.g. ``{"u": "x*(1 - x)*u"}`` (see ``problem.output_transform``).
 
@@ -143,6 +148,7 @@ class Problem:
         reference: Callable[..., Any] | None = None,
         name: str = "problem",
         output_transform: Mapping[str, str] | None = None,
+        geometry: Shape | Mapping[str, Any] | None = None,
     ):
         coords = {str(k): [float(v) for v in b] for k, b in dict(coords).items()}
         self.fields = tuple(str(f) for f in fields)
@@ -151,6 +157,8 @@ class Problem:
         self.time = time if time is not None else ("t" if "t" in coords else None)
         self.box = Box(coords, time=self.time)
         self.coords = self.box.names
+        self.domain = Domain(self.box, build(geometry, "geometry"))
+        """Where points are drawn: the box, or the geometry inside it."""
         self.reference = reference
         self.name = name
         self._check_names()
@@ -165,7 +173,7 @@ class Problem:
         self.point_sets: dict[str, PointSetSpec] = {}
         if equations:
             _check_count("collocation_points", collocation_points)
-            self.point_sets[INTERIOR] = PointSetSpec(self.box.regions(INTERIOR), int(collocation_points))
+            self.point_sets[INTERIOR] = PointSetSpec(self.domain.regions(INTERIOR), int(collocation_points))
         for key, spec in dict(equations or {}).items():
             residual, weight = _residual_and_weight(spec, f"equations.{key}")
             self._add_term(str(key), residual, INTERIOR, weight, f"equations.{key}")
@@ -224,7 +232,7 @@ class Problem:
             if cond.residual is None:
                 raise ValueError(f"{where}.residual: a condition on a region needs a 'residual' expression or callable")
             residual = cond.residual
-            self.point_sets[key] = PointSetSpec(self.box.regions(cond.region, f"{where}.region"), int(cond.points or 256),
+            self.point_sets[key] = PointSetSpec(self.domain.regions(cond.region, f"{where}.region"), int(cond.points or 256),
                                                 cond.sampler)
         self._add_term(key, residual, key, float(cond.weight), where)
 
@@ -232,6 +240,10 @@ class Problem:
         if name not in self.coords:
             raise ValueError(f"{key}: {name!r} is not a coordinate; coordinates are {list(self.coords)}")
         column = self.coords.index(name)
+        if self.domain.shape is not None and name != self.time:
+            raise ValueError(f"{key}: the faces {name}={self.box.lo[column]:g} and {name}={self.box.hi[column]:g} of "
+                             f"{self.domain.shape!r} need not match in size; periodic conditions need a box domain "
+                             "(drop geometry, or use a periodic embedding in the network)")
         return column, self.box.hi[column]
 
     def _observation_rows(self, cond: Condition, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -239,9 +251,7 @@ class Problem:
         if cond.data == "reference":
             if self.reference is None:
                 raise ValueError(f"{where}.data: 'reference' samples the problem's reference, and it has none")
-            rng = np.random.default_rng(0)
-            n = int(cond.points or 1000)
-            points = np.asarray(self.box.lo) + rng.random((n, self.n_coords)) * (np.asarray(self.box.hi) - self.box.lo)
+            points = self.domain.sample_interior(int(cond.points or 1000), seed=0)
             return np.concatenate([points, self.reference_values(points)], axis=1), self.fields
         points, values = load_observations(cond.data, self.coords, self.fields, f"{where}.data")
         if cond.points is not None and cond.points < len(points):
@@ -270,7 +280,7 @@ class Problem:
             raise ValueError(f"{key}.weight: expected a non-negative weight but got {weight}")
         spec = self.point_sets[point_set]
         if any(coords == (NORMAL,) for _, coords in getattr(residual, "derivatives", ())):
-            plain = [r.label for r in spec.regions if r.normal is None]
+            plain = [r.label for r in spec.regions if not r.has_normals]
             if spec.periodic is not None or spec.rows is not None or plain:
                 where = f"region {plain[0]!r}" if plain else "this condition"
                 raise ValueError(f"{key}: normal derivatives (like {self.fields[0]}_n) need points on a boundary, "
@@ -278,6 +288,10 @@ class Problem:
             spec.normals = True
         self.terms[name] = Term(name, residual, point_set, float(weight))
         spec.terms.append(name)
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Whether each row of ``points`` ``(n, n_coords)`` lies in the domain."""
+        return self.domain.contains(points)
 
     @property
     def n_coords(self) -> int:
@@ -328,6 +342,7 @@ class Problem:
             "time": self.time,
             "reference": None if self.reference is None else callable_config(self.reference, "reference"),
             "name": self.name,
+            "geometry": None if self.domain.shape is None else self.domain.shape.config(),
             "output_transform": None if self.output_transform is None else dict(self.output_transform.sources),
         }
 
