@@ -228,12 +228,35 @@ def test_bad_output_transforms_name_the_key(transform, fragment):
         transformed_problem(**transform)
 
 
-def test_output_transform_runs_on_autograd_and_says_why(caplog):
+@pytest.mark.parametrize("transform", [
+    "x*(1 - x)*u + sin(pi*x)*exp(-y)",
+    "(x**2 + 0.5)**1.5*u/(1 + y**2) + sqrt(1 + x)*tanh(u) - cosh(v)",
+    "2**x*u*v + log(2 + y)*sigmoid(u) - 1/(2 + sinh(x))",
+])
+def test_jets_through_an_output_transform_equal_nested_autograd(transform):
+    from lightning_pinn.derivatives.autograd import Derivatives
+    from lightning_pinn.derivatives.jets import JetDerivatives, JetIndex
+
+    torch.manual_seed(0)
+    problem = Problem(coords={"x": [0, 1], "y": [0, 1]}, fields=["u", "v"], equations={"pde": "u"},
+                      output_transform={"u": transform, "v": "y*v"})
+    module = PINNModule(problem, MLP(2, 2, width=8, depth=2), derivatives="jets").double()
+    x = torch.rand(7, 2, dtype=torch.float64, requires_grad=True)
+    wanted = [("x",), ("y",), ("x", "x"), ("x", "y"), ("x", "x", "y"), ("x", "x", "y", "y"), ("y", "y", "y", "y")]
+    required = {(f, w) for f in ("u", "v") for w in wanted}
+    jets = JetDerivatives(module.net, x.detach(), ["x", "y"], ["u", "v"], set(required))
+    nested = Derivatives(x, module(x), ["x", "y"], ["u", "v"])
+    for field, wrt in required:
+        torch.testing.assert_close(jets(field, wrt), nested(field, wrt), rtol=1e-10, atol=1e-10)
+    assert isinstance(JetIndex(2, []), JetIndex)
+
+
+def test_a_transform_with_a_function_without_jet_rule_runs_on_autograd_and_says_why(caplog):
     with caplog.at_level("INFO"):
-        PINNModule(transformed_problem(u="x*u"), MLP(1, 2, width=8, depth=2), derivatives="auto")
-    assert "output_transform" in caplog.text or "ConstrainedNet" in caplog.text
-    with pytest.raises(ValueError, match="derivatives=jets cannot run this network"):
-        PINNModule(transformed_problem(u="x*u"), MLP(1, 2, width=8, depth=2), derivatives="jets")
+        module = PINNModule(transformed_problem(u="abs(x)*u"), MLP(1, 2, width=8, depth=2), compile=True)
+    assert "the function abs has no jet rule" in caplog.text and module.derivative_engine.name == "autograd"
+    with pytest.raises(ValueError, match="derivatives=jets cannot run this network: .*abs has no jet rule"):
+        PINNModule(transformed_problem(u="abs(x)*u"), MLP(1, 2, width=8, depth=2), derivatives="jets")
 
 
 def test_new_conditions_survive_a_config_round_trip(tmp_path):

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from lightning_pinn.config import build
 from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine
 from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.problem.output_transform import ConstrainedNet
 from lightning_pinn.problem.spec import Problem
 from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
 
@@ -174,10 +175,9 @@ class PhysicsLoss(pl.Callback):
     def _choose_engine(self, module: pl.LightningModule) -> Any:
         """Jets when ``fields`` names a submodule with jet rules (e.g. ``fields="net"``), else autograd."""
         target = getattr(module, self.fields, None) if isinstance(self.fields, str) else None
-        if self.problem.output_transform is not None:
-            engine, reason = choose_engine(self.derivatives, None, self.problem.n_coords,
-                                           "the problem's output_transform has no jet rule")
-        elif isinstance(target, nn.Module):
+        if isinstance(target, nn.Module) and self.problem.output_transform is not None:
+            target = ConstrainedNet(target, self.problem.output_transform)
+        if isinstance(target, nn.Module):
             engine, reason = choose_engine(self.derivatives, target, self.problem.n_coords,
                                            max_order=max_order(self.problem))
         else:

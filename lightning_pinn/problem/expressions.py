@@ -23,9 +23,18 @@ class ExpressionError(ValueError):
     """A config expression that cannot be compiled; the message names the config key."""
 
 
+def _is_jet(value: Any) -> bool:
+    """A jet value (``derivatives.jet_algebra.JetValue``): functions are applied by its Taylor rules."""
+    return hasattr(value, "function") and not isinstance(value, torch.Tensor)
+
+
 def _unary(torch_fn: Callable, math_fn: Callable) -> Callable:
+    name = torch_fn.__name__
+
     def apply(value):
-        return torch_fn(value) if isinstance(value, torch.Tensor) else math_fn(value)
+        if isinstance(value, torch.Tensor):
+            return torch_fn(value)
+        return value.function(name) if _is_jet(value) else math_fn(value)
 
     return apply
 
@@ -35,6 +44,9 @@ def _sigmoid(value: float) -> float:
 
 
 def _atan2(a, b):
+    for value in (a, b):
+        if _is_jet(value):
+            return value.function("atan2")
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         a, b = torch.as_tensor(a), torch.as_tensor(b)
         return torch.atan2(a, b)
@@ -43,6 +55,9 @@ def _atan2(a, b):
 
 def _binary_tensor(torch_fn: Callable, python_fn: Callable) -> Callable:
     def apply(a, b):
+        for value in (a, b):
+            if _is_jet(value):
+                return value.function(torch_fn.__name__)
         if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
             ref = a if isinstance(a, torch.Tensor) else b
             return torch_fn(torch.as_tensor(a, dtype=ref.dtype, device=ref.device),

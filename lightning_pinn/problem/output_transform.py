@@ -15,6 +15,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from lightning_pinn.derivatives.jet_algebra import JetValue
+from lightning_pinn.derivatives.jets import Jet, JetIndex, jet_through, register_jet_rule
 from lightning_pinn.problem.expressions import Expression, Namespace, compile_expression
 
 
@@ -65,8 +67,32 @@ class OutputTransform:
         return torch.stack(out, dim=1)
 
 
+    def jet(self, x: Jet, raw: Jet, index: JetIndex) -> Jet:
+        """The jet of the fields from the jets of the points and of the raw outputs (Taylor arithmetic)."""
+        def column(jet: Jet, k: int) -> JetValue:
+            return JetValue(Jet(jet.value[:, k:k + 1], jet.coeffs[:, :, k:k + 1]), index)
+
+        columns = {name: column(x, k) for k, name in enumerate(self.coords)}
+        columns.update({name: column(raw, k) for k, name in enumerate(self.fields)})
+
+        def lookup(name: str):
+            return columns[name] if name in columns else self.params[name]
+
+        values, coeffs = [], []
+        for k, name in enumerate(self.fields):
+            out = self.expressions[name](lookup) if name in self.expressions else columns[name]
+            if not isinstance(out, JetValue):  # a constant field
+                out = columns[name] * 0.0 + float(out)
+            values.append(out.jet.value)
+            coeffs.append(out.jet.coeffs)
+        return Jet(torch.cat(values, dim=-1), torch.cat(coeffs, dim=-1))
+
+
 class ConstrainedNet(nn.Module):
-    """``net`` followed by an :class:`OutputTransform`: the fields satisfy the hard constraints exactly."""
+    """``net`` followed by an :class:`OutputTransform`: the fields satisfy the hard constraints exactly.
+
+    Jets pass through it when they pass through ``net`` and the transforms use functions with jet rules.
+    """
 
     def __init__(self, net: nn.Module, transform: OutputTransform):
         super().__init__()
@@ -74,3 +100,8 @@ class ConstrainedNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.transform(x, self.net(x))
+
+
+@register_jet_rule(ConstrainedNet)
+def _constrained_jet(module: ConstrainedNet, jet: Jet, index: JetIndex, path: str) -> Jet:
+    return module.transform.jet(jet, jet_through(module.net, jet, index, f"{path}.net"), index)
