@@ -56,6 +56,7 @@ def train(cfg: DictConfig) -> float | None:
     start = time.perf_counter()
     trainer.fit(model, ckpt_path=cfg.get("ckpt_path"))
     train_seconds = time.perf_counter() - start
+    _save_final(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _is_number(v)}
     if model.problem.reference is not None:  # score the final weights, not those of the last validation
         metrics.update({k: float(v) for k, v in trainer.validate(model, verbose=False)[0].items()})
@@ -66,6 +67,15 @@ def train(cfg: DictConfig) -> float | None:
             _finish_wandb(logger, metrics)
     objective = cfg.get("objective")
     return metrics.get(objective) if objective else None
+
+
+def _save_final(trainer: pl.Trainer) -> None:
+    """Overwrite ``last.ckpt`` with the final weights: a run that stops at ``max_steps`` between
+    validations would otherwise leave the checkpoint of its last validation there."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "save_last", False) and callback.dirpath:
+            trainer.save_checkpoint(str(Path(callback.dirpath) / "last.ckpt"))
+            return
 
 
 @rank_zero_only
