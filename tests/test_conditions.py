@@ -324,3 +324,16 @@ def test_gradnorm_balancing_weights_terms_on_top_of_the_problem_weights():
 def test_unknown_balancing_is_an_error_listing_the_schemes():
     with pytest.raises(ValueError, match="balancing: .*gradnorm"):
         PINNModule(heat_problem(), MLP(2, 1, width=8, depth=2), balancing="magic")
+
+
+def test_formula_reference_evaluates_its_expressions_and_rebuilds_from_its_config():
+    from lightning_pinn.references import Formula
+
+    ref = Formula({"u": "exp(-t)*sin(k*x)", "v": "x + t"}, params={"k": 2.0})
+    x, t = np.array([0.1, 0.7]), np.array([0.0, 0.5])
+    out = ref(x=x, t=t)
+    np.testing.assert_allclose(out["u"], np.exp(-t) * np.sin(2 * x), rtol=1e-15)
+    np.testing.assert_allclose(out["v"], x + t)
+    np.testing.assert_allclose(instantiate(ref.config())(x=x, t=t)["u"], out["u"])
+    with pytest.raises(ValueError, match="reference.solution.u: unknown name 'q'"):
+        Formula({"u": "q*x"})(x=x)
