@@ -131,3 +131,15 @@ def test_replay_reaches_a_saved_position_with_its_own_streams():
         torch.testing.assert_close(replayed.points[name], mine.points[name])
         assert not torch.equal(replayed.points[name], saved.points[name])
     torch.testing.assert_close(replayed.draw()["interior"], mine.draw()["interior"])
+
+
+def test_point_sources_resume_from_the_previous_checkpoint_format():
+    from lightning_pinn.geometry import Box, PointSource
+
+    box = Box({"x": [0, 1], "t": [0, 1]}, time="t")
+    source = PointSource(box.regions("boundary"), 8, "sobol", seed=3)
+    source.sample()
+    old_format = {"samplers": [streams[0].state_dict() for streams in source.streams]}
+    resumed = PointSource(box.regions("boundary"), 8, "sobol", seed=3)
+    resumed.load_state_dict(old_format)
+    np.testing.assert_array_equal(resumed.sample(), source.sample())

@@ -85,8 +85,9 @@ class PointSource:
         return {"streams": [[s.state_dict() for s in streams] for streams in self.streams]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the streams saved by :meth:`state_dict`."""
-        for streams, saved in zip(self.streams, state["streams"]):
+        """Continue the streams saved by :meth:`state_dict` (or by the one-stream-per-region format before it)."""
+        saved_streams = state["streams"] if "streams" in state else [[] if s is None else [s] for s in state["samplers"]]
+        for streams, saved in zip(self.streams, saved_streams):
             for stream, item in zip(streams, saved):
                 stream.load_state_dict(item)
 
