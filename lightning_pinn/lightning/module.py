@@ -268,7 +268,9 @@ class PINNModule(pl.LightningModule):
         """:meth:`loss_terms`, through ``torch.compile`` when ``compile`` is on (else eager).
 
         Compiled on first use for this device. On CPU without options of your own, inductor's
-        C++ wrapper is used (it calls the generated kernels without Python in between).
+        C++ wrapper is used (it calls the generated kernels without Python in between), unless
+        the balancer differentiates terms one by one (``term_gradients``, e.g. gradnorm): the
+        C++ wrapper's backward returns wrong gradients when run twice on one graph (torch 2.13).
         Dynamo's ``recompile_limit`` is raised to 64, since every module compiles the same method.
         """
         if self._compile_options is None:
@@ -279,7 +281,8 @@ class PINNModule(pl.LightningModule):
             # would pass dynamo's default limit of 8 compiled versions and fall back to eager
             dynamo_config = torch._dynamo.config
             dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-            options = self._compile_options or ({"options": {"cpp_wrapper": True}} if device == "cpu" else {})
+            cpp_wrapper = device == "cpu" and getattr(self.balancer, "term_gradients", True) is False
+            options = self._compile_options or ({"options": {"cpp_wrapper": True}} if cpp_wrapper else {})
             self._compiled[device] = torch.compile(self.loss_terms, **{"dynamic": False, **options})
         return self._compiled[device](points)
 

@@ -40,7 +40,14 @@ class Balancer:
     A balancer is any object with ``weights(terms, params, step, reduce)``, ``state_dict()``
     and ``load_state_dict(state)``; subclassing this one gives the two state methods for a
     stateless balancer.
+
+    ``term_gradients`` says whether :meth:`weights` differentiates the terms one by one
+    (``retain_graph=True``), which rules out inductor's C++ wrapper under ``compile`` (its
+    backward may run only once: a second pass through the same graph returns wrong
+    gradients in torch 2.13). A balancer without the attribute is assumed to need them.
     """
+
+    term_gradients: bool = True
 
     def weights(
         self,
@@ -78,6 +85,8 @@ class FixedWeights(Balancer):
         >>> FixedWeights().weights({"pde": torch.tensor(2.0), "initial": torch.tensor(3.0)})
         {'pde': tensor(1.), 'initial': tensor(1.)}
     """
+
+    term_gradients = False
 
     def weights(
         self,
@@ -203,6 +212,8 @@ class ReLoBRaLo(Balancer):
         >>> [round(v.item(), 4) for v in lam.values()]  # the term that did not fall gets more weight
         [0.8775, 1.1225]
     """
+
+    term_gradients = False
 
     def __init__(self, alpha: float = 0.999, temperature: float = 0.1, expected_rho: float = 0.999, seed: int = 0):
         self.alpha = _unit_interval(alpha, "balancing.alpha")
