@@ -17,9 +17,11 @@ compared with Ghia, Ghia & Shin (1982). Results are merged into ``benchmarks/res
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -36,7 +38,7 @@ EXPERIMENTS = ["burgers", "heat", "poisson_holes", "helmholtz", "advection", "wa
 def run(problem: str, overrides: list[str], timeout: float, threads: int | None = None) -> dict:
     """Train one experiment in a subprocess; returns its metrics, wall minutes and the machine."""
     tag = problem + ("" if not overrides else "[" + ",".join(overrides) + "]")
-    out = ROOT / "outputs" / "accuracy" / tag.replace("/", "_").replace("=", "-")
+    out = ROOT / "outputs" / "accuracy" / run_directory(problem, overrides)
     command = [sys.executable, str(ROOT / "train.py"), f"experiment={problem}", "logger=csv",
                "trainer.enable_progress_bar=false", f"hydra.run.dir={out}", *overrides]
     start = time.perf_counter()
@@ -55,6 +57,16 @@ def run(problem: str, overrides: list[str], timeout: float, threads: int | None 
     if problem == "burgers_inverse":
         result["nu_relative_error"] = inverse_nu_error(out)
     return result
+
+
+def run_directory(problem: str, overrides: list[str]) -> str:
+    """A directory name for a run that Hydra's override grammar accepts: the problem, a readable
+    slug of the overrides and a short hash of them (two override lists never share a directory)."""
+    if not overrides:
+        return problem
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", ",".join(overrides)).strip("-")[:80]
+    digest = hashlib.sha1("\0".join(overrides).encode()).hexdigest()[:8]
+    return f"{problem}-{slug}-{digest}"
 
 
 def cavity_centerlines(checkpoint: Path) -> dict:
