@@ -1,16 +1,16 @@
 """Technique ablations: each training technique with and without, at the same budget, several seeds.
 
-    python benchmarks/ablations.py --threads 1                      # every ablation (about 80 minutes on 2 cores)
-    python benchmarks/ablations.py --threads 1 --only causal rad    # a few
+    python benchmarks/ablations.py --threads 1                      # every ablation (51 runs, about 100 minutes)
+    python benchmarks/ablations.py --threads 1 --only causal balancing  # a few
     python benchmarks/ablations.py --table                          # print the saved table only
 
 An ablation is a baseline configuration of one experiment and one or more variants that each
 switch on one technique; everything else (network, points, optimizer, number of steps) is the
 same. Budgets are mostly Adam steps only (no L-BFGS), shorter than the experiments' accuracy
-budgets, so that the whole table fits in about an hour and a half on 2 cores. Each configuration is trained once per
-seed in a fresh process (``benchmarks/accuracy.py``'s ``run``); the table gives the median
-relative L2 error over the seeds, the min-max range and the median training minutes. Results
-are merged into ``benchmarks/results/ablations.json``.
+budgets, so that the whole table takes about 100 minutes (one run at a time, one torch thread).
+Each configuration is trained once per seed in a fresh process (``benchmarks/accuracy.py``'s
+``run``); the table gives the median relative L2 error over the seeds, the min-max range and the
+median training minutes. Results are merged into ``benchmarks/results/ablations.json``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ ABLATIONS = [
         budget=[*ADAM_ONLY, "trainer.max_steps=4000"],
         baseline=["model.causal=null"],
         variants={"causal": ["model.causal={chunks: 16, epsilon: 1.0}"]},
-        why="advection beta=30 as configured (soft initial value): does learning forward in time avoid the trivial solution?",
+        why="advection beta=30 as configured (soft initial value): does learning forward in time avoid the "
+            "trivial solution?",
     ),
     Ablation(
         "causal_hard_initial", "advection",
@@ -117,13 +118,15 @@ def table(results: dict) -> str:
                 rows[label] = median_row(runs, ablation.field_name)
         base = rows.get("baseline")
         budget = " ".join(f"`{o}`" for o in ablation.budget if o not in ADAM_ONLY)
-        budget = ("Adam only " if all(o in ablation.budget for o in ADAM_ONLY) else "the experiment's optimizer ") + budget
+        optimizer = "Adam only" if all(o in ablation.budget for o in ADAM_ONLY) else "the experiment's optimizer"
+        budget = f"{optimizer} {budget}"
         for label, row in rows.items():
             ratio = "-" if base is None or label == "baseline" else f"{row['median'] / base['median']:.2f}x"
             switch = ablation.baseline if label == "baseline" else ablation.variants[label]
             label = f"{label} ({' '.join(f'`{o}`' for o in switch)})" if switch else label
-            lines.append(f"| {ablation.name}: {ablation.problem} | {label} | {budget} | {row['median']:.2e} "
-                         f"({row['min']:.1e}-{row['max']:.1e}) | {ratio} | {row['seeds']} | {row['train_minutes']:.1f} |")
+            spread = f"{row['median']:.2e} ({row['min']:.1e}-{row['max']:.1e})"
+            lines.append(f"| {ablation.name}: {ablation.problem} | {label} | {budget} | {spread} | {ratio} "
+                         f"| {row['seeds']} | {row['train_minutes']:.1f} |")
     machines = sorted({r["machine"] for r in results.values()})
     return "\n".join(lines) + "\n\nMachine: " + "; ".join(machines)
 
