@@ -41,6 +41,7 @@ class Ablation:
     variants: dict[str, list[str]] = field(default_factory=dict)
     field_name: str = "u"
     why: str = ""
+    """What the ablation tests, printed when it starts."""
 
     def configurations(self) -> dict[str, list[str]]:
         """``{label: overrides}``: the baseline first, then the variants."""
@@ -143,6 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.table:
         for ablation in (a for a in ABLATIONS if a.name in args.only):
+            print(f"{ablation.name} ({ablation.problem}): {ablation.why}", flush=True)
             for label, overrides in ablation.configurations().items():
                 if args.labels and label not in args.labels:
                     continue
