@@ -27,6 +27,13 @@ def test_hand_computed_three_chunks():
     assert loss.item() == pytest.approx((5 + 4 * math.exp(-0.5) + 5 * math.exp(-0.9)) / 3, rel=1e-14)
 
 
+def test_given_weights_replace_the_computed_ones():
+    residual, t = tensor([1.0, 3.0, 2.0, 1.0, 3.0]), tensor([0.1, 0.2, 0.5, 0.9, 1.0])  # L = [5, 4, 5]
+    loss, w = causal_loss(residual, t, (0.0, 1.0), chunks=3, epsilon=0.1, weights=tensor([1.0, 0.5, 0.25]))
+    assert w.tolist() == [1.0, 0.5, 0.25]
+    assert loss.item() == pytest.approx((5 + 4 * 0.5 + 5 * 0.25) / 3, rel=1e-14)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_first_weight_is_one_and_weights_do_not_increase(seed):
     generator = torch.Generator().manual_seed(seed)

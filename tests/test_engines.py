@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -136,3 +137,49 @@ def test_gradnorm_under_compile_gets_the_eager_per_term_gradients():
     eager, compiled = first_weights(False), first_weights(True)
     assert eager["walls"] > 10 and eager["poisson"] > 1  # (norm_poisson + norm_walls) / norm_i
     assert compiled == pytest.approx(eager, rel=1e-3)
+
+
+def test_gradnorm_under_compile_survives_a_recompile():
+    """A recompiled loss (here: a new point count, as RAR makes) whose first backward was a plain one
+    got aot_autograd's donated buffers, and gradnorm's later ``retain_graph`` backward on it then failed
+    ("This backward function was compiled with non-empty donated buffers ..."); they are off for such
+    balancers."""
+    from hydra import compose, initialize_config_dir
+
+    from lightning_pinn.cli import config_dir
+    from lightning_pinn.config import instantiate
+    from lightning_pinn.residuals import prepare_engine
+
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=poisson_holes",
+                                          "model.balancing={name: gradnorm, alpha: 0.0, every: 100}"])
+    torch.manual_seed(0)
+    module = instantiate(cfg.model, _recursive_=False, compile=True)
+    params = [p for p in module.parameters() if p.requires_grad]
+    for step, count in ((0, 512), (1, 640), (100, 640)):  # update, recompile without update, update
+        points = dict(module.draw_points())
+        points["interior"] = points["interior"][:count]
+        prepare_engine(module.derivative_engine, module.problem, points)
+        terms = module.compiled_loss_terms(points)
+        weights = module.balancer.weights(terms, params=params, step=step)
+        sum(weights[k] * v for k, v in terms.items()).backward()
+        assert all(math.isfinite(w.item()) and w.item() > 1 for w in weights.values()), weights
+
+
+def test_a_causal_loss_compiles_once():
+    """The causal weights dict held no keys before the first evaluation, so the compiled loss was
+    compiled again at the second (dynamo guarded on the dict being empty)."""
+    from lightning_pinn.residuals import prepare_engine
+
+    problem = Problem(coords={"x": [0, 1], "t": [0, 1]}, fields=["u"], equations={"heat": "u_t - u_xx"},
+                      conditions={"initial": {"region": "t=0", "residual": "u - sin(pi*x)", "points": 16}},
+                      collocation_points=64)
+    torch.manual_seed(0)
+    module = PINNModule(problem, MLP(2, 1, width=8, depth=2), derivatives="jets", compile=True,
+                        causal={"chunks": 4, "epsilon": 1.0})
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(3):
+            points = module.draw_points()
+            prepare_engine(module.derivative_engine, module.problem, points)  # as training_step does
+            module.compiled_loss_terms(points)["heat"].backward()

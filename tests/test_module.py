@@ -274,3 +274,54 @@ def test_lbfgs_with_fp16_loss_scaling_is_refused_with_what_to_use():
     with pytest.raises(ValueError, match="16-mixed.*Use trainer.precision=32-true or 64-true"):
         check_lbfgs_precision(scaled)
     check_lbfgs_precision(MixedPrecision("bf16-mixed", "cpu"))  # no loss scaling: allowed
+
+
+def test_lbfgs_restarts_after_a_line_search_that_found_no_step(tmp_path, burgers_spec):
+    import lightning.pytorch as pl
+
+    class FailedLineSearchAtStep3(pl.Callback):  # what torch's LBFGS leaves behind when strong Wolfe fails
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 3:
+                optimizer = trainer.optimizers[0]
+                optimizer.state[optimizer.param_groups[0]["params"][0]]["t"] = 0
+
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
+                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
+                               "tolerance_change": 0, "line_search_fn": "strong_wolfe"})
+    logger = RecordingLogger()
+    trainer = small_trainer(tmp_path, max_steps=5, logger=logger, log_every_n_steps=1,
+                            callbacks=[FailedLineSearchAtStep3()])
+    trainer.fit(module)
+    optimizer = trainer.optimizers[0]
+    assert module.lbfgs_restarts == 1
+    assert optimizer.state[optimizer.param_groups[0]["params"][0]]["n_iter"] == 2 * 4  # steps 4 and 5 only
+    assert [v for _, v in logger.series("train/lbfgs_restarts")] == [1.0, 1.0]  # logged from step 4 on
+
+
+def test_lbfgs_holds_the_causal_weights_of_a_steps_first_evaluation(tmp_path):
+    problem = Problem(coords={"x": [0, 1], "t": [0, 2]}, fields=["u"], equations={"heat": "u_t - u_xx"},
+                      conditions={"initial": {"region": "t=0", "residual": "u - sin(pi*x)", "points": 16}},
+                      collocation_points=64)
+    seen = []
+
+    class Recording(PINNModule):
+        def loss_terms(self, points, causal_weights=None):
+            terms = super().loss_terms(points, causal_weights)
+            seen.append((self.phase, self.global_step, causal_weights, self._causal_weights["heat"].clone()))
+            return terms
+
+    torch.manual_seed(0)
+    module = Recording(problem, MLP(2, 1, width=8, depth=2), causal={"chunks": 4, "epsilon": 2.0}, lbfgs_from_step=2,
+                       lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+    small_trainer(tmp_path, max_steps=4).fit(module)
+    adam = [s for s in seen if s[0] == "adam"]
+    assert len(adam) == 2 and all(given is None for _, _, given, _ in adam)  # computed at every evaluation
+    for step in (2, 3):
+        evaluations = [s for s in seen if s[0] == "lbfgs" and s[1] == step]
+        assert len(evaluations) > 1 and evaluations[0][2] is None  # the first evaluation computes them
+        held = evaluations[0][3]
+        for _, _, given, used in evaluations[1:]:
+            torch.testing.assert_close(given["heat"], held, rtol=0, atol=0)
+            torch.testing.assert_close(used, held, rtol=0, atol=0)
+    first_of = {step: next(s[3] for s in seen if s[1] == step and s[2] is None) for step in (2, 3)}
+    assert not torch.equal(first_of[2], first_of[3])  # and each step computes its own

@@ -163,6 +163,8 @@ class PINNModule(pl.LightningModule):
         self._grid_sizes = _grid_sizes(validation_grid, self.problem)
         self.val_rel_l2 = nn.ModuleDict({field: RelativeL2Error() for field in self.problem.fields})
         self.phase = "adam"
+        self.lbfgs_restarts = 0
+        self._causal_held_at = -1
         self._logged_at = -1
         if derivatives not in ENGINES:
             raise ValueError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
@@ -179,7 +181,9 @@ class PINNModule(pl.LightningModule):
         self.causal = self._check_causal(causal)
         self._causal_terms = [] if self.causal is None else self.causal.select(
             self.problem.point_sets[INTERIOR].terms if INTERIOR in self.problem.point_sets else [])
-        self._causal_weights: dict[str, Tensor] = {}
+        # the last evaluation's weights; ones until then, so that the compiled loss sees the same keys from its
+        # first call on (an empty dict at the first call would recompile it at the second)
+        self._causal_weights: dict[str, Tensor] = {name: torch.ones(self.causal.chunks) for name in self._causal_terms}
         self._balance: dict[str, Tensor] = {}
         self.save_hyperparameters(
             {
@@ -215,14 +219,17 @@ class PINNModule(pl.LightningModule):
         """Per-point residuals ``{term: (N,)}``; override to add terms written in Python."""
         return residuals(self.problem, self, points, self.parameter_values(), self.derivative_engine)
 
-    def loss_terms(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Unweighted loss terms ``{term: mean(residual**2)}`` (causally weighted over time for ``causal`` terms)."""
+    def loss_terms(self, points: Mapping[str, Tensor],
+                   causal_weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Unweighted loss terms ``{term: mean(residual**2)}`` (causally weighted over time for ``causal`` terms,
+        with the given ``causal_weights`` ``{term: (chunks,)}`` when there are some, else computed ones)."""
         out = {}
         for name, r in self.residuals(points).items():
             if name in self._causal_terms:
-                t = points[INTERIOR][:, self.problem.coords.index(self.causal.time)]
-                out[name], self._causal_weights[name] = self.causal(r, t, self.problem.bounds[self.problem.coords.index(
-                    self.causal.time)])
+                time = self.problem.coords.index(self.causal.time)
+                given = None if causal_weights is None else causal_weights[name]
+                out[name], self._causal_weights[name] = self.causal(r, points[INTERIOR][:, time],
+                                                                    self.problem.bounds[time], given)
             else:
                 out[name] = r.square().mean()
         return out
@@ -264,27 +271,39 @@ class PINNModule(pl.LightningModule):
             return None
         return {} if options is True else dict(to_plain(options))
 
-    def compiled_loss_terms(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def compiled_loss_terms(self, points: Mapping[str, Tensor],
+                            causal_weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         """:meth:`loss_terms`, through ``torch.compile`` when ``compile`` is on (else eager).
 
         Compiled on first use for this device. On CPU without options of your own, inductor's
         C++ wrapper is used (it calls the generated kernels without Python in between), unless
         the balancer differentiates terms one by one (``term_gradients``, e.g. gradnorm): the
         C++ wrapper's backward returns wrong gradients when run twice on one graph (torch 2.13).
-        Dynamo's ``recompile_limit`` is raised to 64, since every module compiles the same method.
+        Such a balancer also runs the compiled backward with ``retain_graph``, which aot_autograd's
+        donated buffers refuse, so they are turned off (for the whole process: aot_autograd reads the
+        setting at each backward) once such a module compiles. Dynamo's ``recompile_limit`` is
+        raised to 64, since every module compiles the same method.
         """
+        given = () if causal_weights is None else (causal_weights,)  # an override of loss_terms(points) still works
         if self._compile_options is None:
-            return self.loss_terms(points)
+            return self.loss_terms(points, *given)
         device = next(iter(points.values())).device.type if points else "cpu"
         if device not in self._compiled:
             # every PINNModule compiles the same code object (loss_terms); a sweep in one process
             # would pass dynamo's default limit of 8 compiled versions and fall back to eager
             dynamo_config = torch._dynamo.config
             dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-            cpp_wrapper = device == "cpu" and getattr(self.balancer, "term_gradients", True) is False
+            if self._term_gradients:  # read when compiling and again at each backward, so set for the process
+                torch._functorch.config.donated_buffer = False
+            cpp_wrapper = device == "cpu" and not self._term_gradients
             options = self._compile_options or ({"options": {"cpp_wrapper": True}} if cpp_wrapper else {})
             self._compiled[device] = torch.compile(self.loss_terms, **{"dynamic": False, **options})
-        return self._compiled[device](points)
+        return self._compiled[device](points, *given)
+
+    @property
+    def _term_gradients(self) -> bool:
+        """Whether the balancer differentiates the terms one by one (``retain_graph``); unknown ones may."""
+        return getattr(self.balancer, "term_gradients", True) is not False
 
     def draw_points(self) -> dict[str, Tensor]:
         """A fresh draw of every point set, on this module's device and dtype."""
@@ -311,7 +330,7 @@ class PINNModule(pl.LightningModule):
         """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
         points = self.training_points()
         prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
-        terms = self.compiled_loss_terms(points)
+        terms = self.compiled_loss_terms(points, self._step_causal_weights())
         loss = self.total_loss(terms)
         if self.phase == "lbfgs" and self.trainer.world_size > 1:
             # every rank's line search must see the same objective: the mean over ranks. Its gradient
@@ -329,9 +348,25 @@ class PINNModule(pl.LightningModule):
             if self._causal_weights:
                 self.log("train/causal_min_weight", self.causal.min_weight(self._causal_weights), on_step=True,
                          on_epoch=False)
+            if self.lbfgs_restarts:
+                self.log("train/lbfgs_restarts", float(self.lbfgs_restarts), on_step=True, on_epoch=False)
             for name, value in self.pde_params.items():
                 self.log(f"train/param_{name}", value.detach(), on_step=True, on_epoch=False)
         return loss
+
+    def _step_causal_weights(self) -> dict[str, Tensor] | None:
+        """The causal weights to hold fixed in this evaluation: under L-BFGS, those of the step's first one.
+
+        L-BFGS evaluates the loss many times per step; weights recomputed at each evaluation
+        would change the objective inside its line search (whose gradient treats them as
+        constants), and the search then fails. Adam evaluates once per step: None, computed.
+        """
+        if self.phase != "lbfgs" or not self._causal_terms:
+            return None
+        if self._causal_held_at != self.global_step:  # the step's first evaluation computes them
+            self._causal_held_at = self.global_step
+            return None
+        return {name: weights.detach() for name, weights in self._causal_weights.items()}
 
     def _raise_non_finite(self, terms: Mapping[str, Tensor]) -> None:
         bad = [f"{k}={v.item()}" for k, v in terms.items() if not torch.isfinite(v)] or ["the weighted total"]
@@ -360,9 +395,33 @@ class PINNModule(pl.LightningModule):
                     optimizer.state.clear()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Advance the causal ``epsilon`` schedule once the last time chunk's weight is high enough."""
+        """Advance the causal ``epsilon`` schedule once the last time chunk's weight is high enough; restart
+        an L-BFGS whose line search failed."""
         if self._causal_weights:
             self.causal.update(self._causal_weights, self._rank_mean())
+        if self.phase == "lbfgs":
+            self._restart_stalled_lbfgs()
+
+    def _restart_stalled_lbfgs(self) -> None:
+        """Clear the history of an L-BFGS whose last line search found no step (``t = 0``); count it.
+
+        The count is logged as ``train/lbfgs_restarts`` at every later step.
+
+        ``torch.optim.LBFGS`` keeps its direction and step across calls, so after one failed
+        strong-Wolfe search every later step repeats it and the parameters never move again.
+        A cleared history restarts from steepest descent. Every rank sees the same objective,
+        so every rank restarts at the same step.
+        """
+        for optimizer in self.trainer.optimizers:
+            if not isinstance(optimizer, torch.optim.LBFGS):
+                continue
+            state = optimizer.state[optimizer.param_groups[0]["params"][0]]
+            if state.get("n_iter", 0) > 0 and state.get("t") == 0:
+                optimizer.state.clear()
+                self.lbfgs_restarts += 1
+                if self.lbfgs_restarts == 1:
+                    rank_zero_info(f"lightning-pinn: L-BFGS line search found no step at step {self.global_step}; "
+                                   "its history is cleared (and again whenever this repeats)")
 
     def configure_optimizers(self) -> Any:
         """The optimizer of the current phase (Adam-like first, L-BFGS after the switch)."""

@@ -64,7 +64,8 @@ def causal_weights(losses: Tensor, epsilon: float | Tensor) -> Tensor:
 
 
 def causal_loss(
-    residual: Tensor, t: Tensor, t_range: Sequence[float], chunks: int, epsilon: float | Tensor
+    residual: Tensor, t: Tensor, t_range: Sequence[float], chunks: int, epsilon: float | Tensor,
+    weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The causally weighted loss ``(1/M) sum_i w_i L_i`` and the weights ``w`` ``(M,)``.
 
@@ -80,6 +81,8 @@ def causal_loss(
         t_range: ``(t0, t1)``, the time bounds of the problem.
         chunks: the number of time chunks ``M``.
         epsilon: the causality parameter (``>= 0``).
+        weights: given weights ``(M,)`` to use in place of the computed ones (an optimizer whose
+            line search needs one objective holds them fixed for a step); ``epsilon`` is then unused.
 
     Returns:
         ``(loss, w)``: a scalar with the residual's graph, and the detached weights.
@@ -95,7 +98,7 @@ def causal_loss(
         tensor(3.5384)
     """
     losses, _ = chunk_losses(residual, t, t_range, chunks)
-    weights = causal_weights(losses, epsilon)
+    weights = causal_weights(losses, epsilon) if weights is None else weights.detach()
     return (weights * losses).sum() / chunks, weights
 
 
@@ -169,9 +172,10 @@ class CausalWeighting:
             raise ValueError(f"causal.terms: {unknown} are not equation terms; expected names among {list(equations)}")
         return [name for name in equations if name in self.terms]
 
-    def __call__(self, residual: Tensor, t: Tensor, t_range: Sequence[float]) -> tuple[Tensor, Tensor]:
-        """:func:`causal_loss` with this configuration and the current ``epsilon``: ``(loss, w)``."""
-        return causal_loss(residual, t, t_range, self.chunks, self.epsilon)
+    def __call__(self, residual: Tensor, t: Tensor, t_range: Sequence[float],
+                 weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """:func:`causal_loss` with this configuration and the current ``epsilon`` (or ``weights``): ``(loss, w)``."""
+        return causal_loss(residual, t, t_range, self.chunks, self.epsilon, weights)
 
     @staticmethod
     def min_weight(weights: Tensor | Mapping[str, Tensor]) -> Tensor:
