@@ -140,7 +140,8 @@ def table(results: dict) -> str:
             ours += f"; nu error {100 * r['nu_relative_error']:.3f}%"
         theirs = "; ".join(f"{p['rel_l2']:.2e} ({p['source']}{'' if p.get('verified') else ', unverified'})"
                            for p in published if p["problem"] == r["problem"])
-        name = key if not r["overrides"] else f"{r['problem']} ({' '.join(r['overrides'])})"
+        # a label names a run whose overrides have since become the experiment's defaults
+        name = r.get("label") or (key if not r["overrides"] else f"{r['problem']} ({' '.join(r['overrides'])})")
         lines.append(f"| {name} | {ours} | {r['train_minutes']:.1f} | {theirs or '-'} |")
     machines = sorted({r["machine"] for r in results.values()})
     return "\n".join(lines) + "\n\nMachine: " + "; ".join(machines)
