@@ -68,7 +68,7 @@ ABLATIONS = [
     ),
     Ablation(
         "causal", "advection",
-        budget=[*ADAM_ONLY, "trainer.max_steps=4000"],
+        budget=[*ADAM_ONLY, "trainer.max_steps=4000", "model.balancing=null"],
         baseline=["model.causal=null"],
         variants={"causal": ["model.causal={chunks: 16, epsilon: 1.0}"]},
         why="advection beta=30 as configured (soft initial value): does learning forward in time avoid the "
@@ -76,7 +76,8 @@ ABLATIONS = [
     ),
     Ablation(
         "causal_hard_initial", "advection",
-        budget=[*ADAM_ONLY, "trainer.max_steps=4000", '+problem.output_transform={u: "sin(x) + t*u"}'],
+        budget=[*ADAM_ONLY, "trainer.max_steps=4000", "model.balancing=null",
+                '+problem.output_transform={u: "sin(x) + t*u"}'],
         baseline=["model.causal=null"],
         variants={"causal": ["model.causal={chunks: 16, epsilon: 1.0}"]},
         why="advection beta=30 with an exact initial value: the residual must be learned forward in time",
