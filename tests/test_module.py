@@ -325,3 +325,43 @@ def test_lbfgs_holds_the_causal_weights_of_a_steps_first_evaluation(tmp_path):
             torch.testing.assert_close(used, held, rtol=0, atol=0)
     first_of = {step: next(s[3] for s in seen if s[1] == step and s[2] is None) for step in (2, 3)}
     assert not torch.equal(first_of[2], first_of[3])  # and each step computes its own
+
+
+def test_lbfgs_float64_runs_lbfgs_in_float64_after_float32_adam_and_resumes_so(tmp_path, burgers_spec):
+    dtypes = []
+
+    class Recording(PINNModule):
+        def loss_terms(self, points, causal_weights=None):
+            dtypes.append((self.phase, next(iter(points.values())).dtype, next(self.net.parameters()).dtype))
+            return super().loss_terms(points, causal_weights)
+
+    def module():
+        return Recording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=2, lbfgs_float64=True,
+                         lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+
+    first = module()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
+    small_trainer(tmp_path, max_steps=4, enable_checkpointing=True, callbacks=[checkpoint]).fit(first)
+    assert {d for d in dtypes if d[0] == "adam"} == {("adam", torch.float32, torch.float32)}
+    assert {d for d in dtypes if d[0] == "lbfgs"} == {("lbfgs", torch.float64, torch.float64)}
+    assert all(p.dtype == torch.float64 for p in first.parameters())
+
+    dtypes.clear()
+    resumed = module()
+    small_trainer(tmp_path, max_steps=6).fit(resumed, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert resumed.phase == "lbfgs" and set(dtypes) == {("lbfgs", torch.float64, torch.float64)}
+
+
+def test_lbfgs_float64_is_refused_where_it_cannot_give_float64():
+    from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+
+    from lightning_pinn.lightning.module import check_lbfgs_float64
+
+    with pytest.raises(ValueError, match="lbfgs_float64: needs trainer.precision=32-true .* 'bf16-mixed'"):
+        check_lbfgs_float64(MixedPrecision("bf16-mixed", "cpu"), 1)
+    with pytest.raises(ValueError, match="lbfgs_float64: not supported with more than one process"):
+        check_lbfgs_float64(Precision(), 2)
+    check_lbfgs_float64(Precision(), 1)
+    with pytest.raises(ValueError, match="lbfgs_float64: expected true or false but got 'yes'"):
+        PINNModule(Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x"}),
+                   MLP(1, 1, width=4, depth=1), lbfgs_float64="yes")

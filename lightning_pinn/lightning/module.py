@@ -78,6 +78,10 @@ class PINNModule(pl.LightningModule):
         scheduler: ``None``, or a config or callable ``optimizer -> LRScheduler``, stepped every step.
         lbfgs_from_step: switch to L-BFGS at this global step (``None``: never).
         lbfgs: the L-BFGS optimizer (config or callable); strong Wolfe line search by default.
+        lbfgs_float64: convert the module (network and learnable parameters) to float64 when
+            L-BFGS starts, so that an Adam phase in float32 is followed by L-BFGS in float64 (a
+            float32 loss is too noisy for its line search once the loss is small and the problem
+            stiff). Needs ``trainer.precision=32-true`` (or ``64-true``, where it changes nothing).
         sampler: collocation sampling method (``uniform``, ``lhs``, ``sobol``, ``halton``, ``grid``).
         resample_every: draw fresh collocation points every this many steps (0: draw once).
         seed: seed of the point streams; DDP rank ``r`` uses ``seed + r``.
@@ -121,6 +125,7 @@ class PINNModule(pl.LightningModule):
         scheduler: Any = None,
         lbfgs_from_step: int | None = None,
         lbfgs: Any = None,
+        lbfgs_float64: bool = False,
         sampler: str = "sobol",
         resample_every: int = 0,
         seed: int = 0,
@@ -156,6 +161,9 @@ class PINNModule(pl.LightningModule):
         if isinstance(resample_every, bool) or int(resample_every) < 0:
             raise ValueError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
         self.lbfgs_from_step = None if lbfgs_from_step is None else int(lbfgs_from_step)
+        if not isinstance(lbfgs_float64, bool):
+            raise ValueError(f"lbfgs_float64: expected true or false but got {lbfgs_float64!r}")
+        self.lbfgs_float64 = lbfgs_float64
         self.resample_every = int(resample_every)
         self.sampler, self.seed = sampler, int(seed)
         self.collocation = Collocation(self.problem, sampler, self.seed)
@@ -193,6 +201,7 @@ class PINNModule(pl.LightningModule):
                 "scheduler": config_of(scheduler),
                 "lbfgs_from_step": lbfgs_from_step,
                 "lbfgs": config_of(lbfgs),
+                "lbfgs_float64": lbfgs_float64,
                 "sampler": sampler,
                 "resample_every": resample_every,
                 "seed": seed,
@@ -315,6 +324,8 @@ class PINNModule(pl.LightningModule):
         """Refuse L-BFGS under fp16 loss scaling; give each DDP rank its own point streams (seed + rank)."""
         if stage == "fit" and self.lbfgs_from_step is not None:
             check_lbfgs_precision(self.trainer.precision_plugin)
+            if self.lbfgs_float64:
+                check_lbfgs_float64(self.trainer.precision_plugin, self.trainer.world_size)
         if self.trainer is not None and self.trainer.world_size > 1:
             self.collocation = Collocation(self.problem, self.sampler, self.seed + self.global_rank)
 
@@ -385,6 +396,9 @@ class PINNModule(pl.LightningModule):
         step = self.global_step
         if self.phase == "adam" and self.lbfgs_from_step is not None and step >= self.lbfgs_from_step:
             self.phase = "lbfgs"
+            if self.lbfgs_float64 and self.dtype != torch.float64:
+                self.to(torch.float64)  # points follow self.dtype; the compiled loss recompiles once
+                rank_zero_info(f"lightning-pinn: L-BFGS runs in float64 from step {step}")
             self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
             self.trainer.strategy.lr_scheduler_configs = []
             rank_zero_info(f"lightning-pinn: switching to L-BFGS at step {step}")
@@ -489,6 +503,8 @@ class PINNModule(pl.LightningModule):
         state = checkpoint.get("lightning_pinn")
         if state:
             self.phase = state["phase"]
+            if self.phase == "lbfgs" and self.lbfgs_float64:
+                self.to(torch.float64)  # before the weights are loaded, so that they load in float64
             if self._trainer is not None and self.trainer.world_size > 1 and self.global_rank != 0:
                 self.collocation.replay(state["collocation"])  # the checkpoint holds rank 0's streams only
             else:
@@ -497,6 +513,18 @@ class PINNModule(pl.LightningModule):
                 self.balancer.load_state_dict(state["balancer"])
             if self.causal is not None and state.get("causal") is not None:
                 self.causal.load_state_dict(state["causal"])
+
+
+def check_lbfgs_float64(plugin: Any, world_size: int) -> None:
+    """Refuse ``lbfgs_float64`` where converting the module cannot give float64 arithmetic (autocast to
+    16 bits) or is not supported (DDP, whose gradient buckets keep their dtype)."""
+    precision = str(getattr(plugin, "precision", ""))
+    if precision not in ("32-true", "32", "64-true", "64"):
+        raise ValueError(f"lbfgs_float64: needs trainer.precision=32-true (the Adam phase in float32, L-BFGS in "
+                         f"float64), but the precision is {precision!r}")
+    if world_size > 1:
+        raise ValueError("lbfgs_float64: not supported with more than one process (DDP keeps its gradient buffers "
+                         "in the dtype it started with); use trainer.precision=64-true for the whole run")
 
 
 def check_lbfgs_precision(plugin: Any) -> None:
