@@ -365,3 +365,38 @@ def test_lbfgs_float64_is_refused_where_it_cannot_give_float64():
     with pytest.raises(ValueError, match="lbfgs_float64: expected true or false but got 'yes'"):
         PINNModule(Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x"}),
                    MLP(1, 1, width=4, depth=1), lbfgs_float64="yes")
+
+
+def test_a_non_finite_loss_at_a_line_search_trial_point_is_stepped_back_from(tmp_path, burgers_spec):
+    class PoisonedTrials(PINNModule):  # NaN at the 2nd, 4th, ... evaluation of each L-BFGS step (trial points)
+        evaluations = {}
+
+        def residuals(self, points):
+            out = super().residuals(points)
+            k = self.evaluations[self.global_step] = self.evaluations.get(self.global_step, -1) + 1
+            if self.phase == "lbfgs" and k % 2 == 1:
+                out["burgers"] = out["burgers"] * float("nan")
+            return out
+
+    module = PoisonedTrials(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
+                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 6, "line_search_fn": "strong_wolfe"})
+    logger = RecordingLogger()
+    small_trainer(tmp_path, max_steps=4, logger=logger, log_every_n_steps=1).fit(module)
+    losses = [v for _, v in logger.series("train/loss")]
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert all(n > 2 for n in module.evaluations.values())  # the line searches went on past the NaNs
+
+
+def test_a_non_finite_loss_at_an_lbfgs_steps_own_point_still_stops(tmp_path, burgers_spec):
+    class Poisoned(PINNModule):
+        def residuals(self, points):
+            out = super().residuals(points)
+            if self.global_step >= 2:
+                out["burgers"] = out["burgers"] * float("nan")
+            return out
+
+    module = Poisoned(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=1,
+                      lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+    with pytest.raises(NonFiniteLossError, match=r"burgers=nan.* at step 2 \(lbfgs\)"):
+        small_trainer(tmp_path, max_steps=4).fit(module)

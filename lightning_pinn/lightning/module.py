@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Mapping
 
 import lightning.pytorch as pl
@@ -349,6 +350,10 @@ class PINNModule(pl.LightningModule):
             mean = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean")
             loss = loss + (mean - loss.detach())
         if not torch.isfinite(loss):
+            if self.phase == "lbfgs" and self._logged_at == self.global_step:
+                # a trial point of the line search, not the step's own point: report +inf, which makes
+                # strong Wolfe bracket and bisect back towards the last good point (NaN would pass as progress)
+                return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
             self._raise_non_finite(terms)
         if self._logged_at != self.global_step:  # L-BFGS calls this many times per step
             self._logged_at = self.global_step
