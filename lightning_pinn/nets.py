@@ -18,6 +18,7 @@ from lightning_pinn.derivatives.jets import (
     Jet,
     JetIndex,
     jet_through,
+    linear,
     product,
     register_activation,
     register_jet_rule,
@@ -72,7 +73,8 @@ class InputScaling(nn.Module):
 
 @register_jet_rule(InputScaling)
 def _scaling_jet(module: InputScaling, jet: Jet, index: JetIndex, path: str) -> Jet:
-    return Jet((jet.value - module.centre) / module.half_width, jet.coeffs / module.half_width)
+    centre, half_width = module.centre.unsqueeze(1), module.half_width.unsqueeze(1)
+    return Jet((jet.value - centre) / half_width, jet.coeffs / half_width.unsqueeze(2))
 
 
 def _periods(periods: Any, in_features: int, key: str) -> list[float | None]:
@@ -142,6 +144,12 @@ class PeriodicEmbedding(nn.Module):
         z = x[..., self.periodic_columns, None] * omega
         return z.reshape(*x.shape[:-1], len(self.periodic_columns) * self.harmonics)
 
+    def _feature_angles(self, x: Tensor) -> Tensor:
+        """:meth:`_angles` in the feature-first layout of jets: ``x`` is ``(d, ...)``."""
+        omega = torch.tensor(self._omega, dtype=x.dtype, device=x.device)
+        z = x[self.periodic_columns].unsqueeze(1) * omega.view(*omega.shape, *[1] * (x.dim() - 1))
+        return z.reshape(len(self.periodic_columns) * self.harmonics, *x.shape[1:])
+
     def forward(self, x: Tensor) -> Tensor:
         z = self._angles(x)
         return torch.cat([x[..., self.other_columns], torch.cos(z), torch.sin(z)], dim=-1)
@@ -152,10 +160,9 @@ class PeriodicEmbedding(nn.Module):
 
 @register_jet_rule(PeriodicEmbedding)
 def _periodic_jet(module: PeriodicEmbedding, jet: Jet, index: JetIndex, path: str) -> Jet:
-    sin, cos = sin_cos(Jet(module._angles(jet.value), module._angles(jet.coeffs)), index)
+    sin, cos = sin_cos(Jet(module._feature_angles(jet.value), module._feature_angles(jet.coeffs)), index)
     other = module.other_columns
-    return Jet(torch.cat([jet.value[..., other], cos.value, sin.value], dim=-1),
-               torch.cat([jet.coeffs[..., other], cos.coeffs, sin.coeffs], dim=-1))
+    return Jet(torch.cat([jet.value[other], cos.value, sin.value]), torch.cat([jet.coeffs[other], cos.coeffs, sin.coeffs]))
 
 
 class FourierFeatures(nn.Module):
@@ -183,8 +190,8 @@ class FourierFeatures(nn.Module):
 
 @register_jet_rule(FourierFeatures)
 def _fourier_jet(module: FourierFeatures, jet: Jet, index: JetIndex, path: str) -> Jet:
-    sin, cos = sin_cos(Jet(jet.value @ module.frequencies, jet.coeffs @ module.frequencies), index)
-    return Jet(torch.cat([cos.value, sin.value], dim=-1), torch.cat([cos.coeffs, sin.coeffs], dim=-1))
+    sin, cos = sin_cos(linear(jet, module.frequencies.T), index)
+    return Jet(torch.cat([cos.value, sin.value]), torch.cat([cos.coeffs, sin.coeffs]))
 
 
 class FactorizedLinear(nn.Module):
@@ -243,8 +250,7 @@ class FactorizedLinear(nn.Module):
 
 @register_jet_rule(FactorizedLinear)
 def _factorized_jet(module: FactorizedLinear, jet: Jet, index: JetIndex, path: str) -> Jet:
-    weight = module.weight
-    return Jet(F.linear(jet.value, weight, module.bias), F.linear(jet.coeffs, weight))
+    return linear(jet, module.weight, module.bias)
 
 
 def _check_factorization(mean: Any, std: Any) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """Arithmetic on jets, so that expressions (output transforms) can be evaluated on jets.
 
-A :class:`JetValue` wraps the jet of one column (value ``(N, 1)``, coefficients ``(K, N, 1)``)
+A :class:`JetValue` wraps the jet of one column (value ``(1, N)``, coefficients ``(1, K, N)``)
 and implements ``+ - * / **`` and the expression language's smooth functions by the rules of
 Taylor arithmetic: sums add coefficients, products follow Leibniz (:func:`jets.product`),
 and a function ``f`` composes through its Taylor coefficients ``f^(n)(v)/n!``
@@ -70,7 +70,7 @@ class JetValue:
     """The jet of one column, with arithmetic; see the module docstring.
 
     Args:
-        jet: value ``(N, 1)`` and coefficients ``(K, N, 1)``.
+        jet: value ``(1, N)`` and coefficients ``(1, K, N)``.
         index: the multi-indices the coefficients stand for.
     """
 

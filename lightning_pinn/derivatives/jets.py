@@ -6,7 +6,7 @@ polynomial in the coordinates: the value ``h`` and the normalised coefficients
 fixed, downward-closed set. Jets pass through a network layer by layer:
 
 - a linear layer maps the value and every coefficient by ``W`` (the bias goes to the
-  value only);
+  value only): one matrix product ``W @ coeffs`` for all coefficients at once;
 - an elementwise activation ``f`` composes as ``f(v + d) = f(v) + sum_n f^(n)(v) d^n / n!``,
   where ``d`` is the polynomial of the coefficients and ``d^n`` is truncated to the set
   (the multivariate Faa di Bruno formula, exact);
@@ -17,6 +17,11 @@ The result is an ordinary differentiable function of the network's parameters, s
 parameter gradient is one first-order backward pass, and the whole loss can be compiled
 with ``torch.compile`` (nested ``autograd.grad`` cannot). Networks are supported when every
 module on the path has a jet rule (see :func:`register_jet_rule`).
+
+Layout: features first, points last (value ``(H, N)``, coefficients ``(H, K, N)``), the
+transpose of a module's ``(N, H)``. Then a linear layer is ``W @ X`` with the long point axis
+contiguous, which CPU matrix products run about 1.5x faster than ``X @ W.T`` at PINN widths
+(K = 3 to 10 rows of 10,000 points by 20 to 100 features), and every coefficient row shares it.
 """
 
 from __future__ import annotations
@@ -40,7 +45,11 @@ class JetUnsupportedError(TypeError):
 
 
 class Jet(NamedTuple):
-    """Values ``(N, H)`` and normalised Taylor coefficients ``(K, N, H)`` of one activation."""
+    """Values ``(H, N)`` and normalised Taylor coefficients ``(H, K, N)`` of one activation.
+
+    Features come first and points last (see the module docstring); coefficient row ``k``
+    of feature ``h`` is ``coeffs[h, k]``, for the multi-index ``JetIndex.multi[k]``.
+    """
 
     value: Tensor
     coeffs: Tensor
@@ -105,13 +114,13 @@ class JetIndex:
         return sum(a) == 0 or a in self.position
 
     def seed(self, x: Tensor) -> Jet:
-        """The jet of the inputs themselves: ``x`` and unit first-order coefficients."""
-        coeffs = x.new_zeros(len(self.multi), x.shape[0], x.shape[1])
+        """The jet of points ``x`` of shape ``(N, d)``: the values ``x.T`` and unit first-order coefficients."""
+        coeffs = x.new_zeros(x.shape[1], len(self.multi), x.shape[0])
         for j in range(self.n_coords):
             unit = tuple(int(i == j) for i in range(self.n_coords))
             if unit in self.position:
-                coeffs[self.position[unit], :, j] = 1.0
-        return Jet(x, coeffs)
+                coeffs[j, self.position[unit]] = 1.0
+        return Jet(x.T.contiguous(), coeffs)
 
 
 # ----- elementwise activations: Taylor coefficients f^(n)(v) / n! ---------------------------------
@@ -252,11 +261,11 @@ def compose(taylor: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
     and more add the rest of the multivariate Faa di Bruno sum of :attr:`JetIndex.terms`, written
     out term by term (products of rows shared): a few fusable elementwise operations.
     """
-    first = taylor[1] * jet.coeffs if len(index) else jet.coeffs
+    first = taylor[1].unsqueeze(1) * jet.coeffs if len(index) else jet.coeffs
     m = index.first_higher
     if m == len(index):
         return Jet(taylor[0], first)
-    rows = jet.coeffs.unbind(0)
+    rows = jet.coeffs.unbind(1)
     products: dict[tuple[int, ...], Tensor] = {}
 
     def monomial(factors: tuple[int, ...]) -> Tensor:
@@ -277,8 +286,8 @@ def compose(taylor: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
             term = taylor[n] * inner
             total = term if total is None else total + term
         corrections.append(total)
-    higher = first[m:] + (corrections[0][None] if len(corrections) == 1 else torch.stack(corrections))
-    return Jet(taylor[0], higher if m == 0 else torch.cat([first[:m], higher]))
+    higher = first[:, m:] + (corrections[0].unsqueeze(1) if len(corrections) == 1 else torch.stack(corrections, 1))
+    return Jet(taylor[0], higher if m == 0 else torch.cat([first[:, :m], higher], 1))
 
 
 # ----- jet rules per module type ------------------------------------------------------------------
@@ -297,6 +306,9 @@ def register_jet_rule(module_type: type) -> Callable[[JetRule], JetRule]:
         ...     def forward(self, x): return 2 * x
         >>> @register_jet_rule(Double)
         ... def _double(module, jet, index, path): return Jet(2 * jet.value, 2 * jet.coeffs)
+
+    A rule sees the feature-first layout of :class:`Jet` (values ``(H, N)``); for a linear map
+    use :func:`linear`.
     """
     def decorate(rule: JetRule) -> JetRule:
         JET_RULES[module_type] = rule
@@ -319,9 +331,18 @@ def jet_through(module: nn.Module, jet: Jet, index: JetIndex, path: str = "net")
     return compose(taylor, jet, index)
 
 
+def linear(jet: Jet, weight: Tensor, bias: Tensor | None = None) -> Jet:
+    """The jet of ``F.linear(h, weight, bias)``: ``weight @ value + bias`` and one product
+    ``weight @ coeffs`` for every coefficient row (the bias is the constant term's only)."""
+    features, rows, points = jet.coeffs.shape
+    value = weight @ jet.value if bias is None else torch.addmm(bias.unsqueeze(1), weight, jet.value)
+    coeffs = (weight @ jet.coeffs.reshape(features, rows * points)).view(weight.shape[0], rows, points)
+    return Jet(value, coeffs)
+
+
 @register_jet_rule(nn.Linear)
 def _linear(module: nn.Linear, jet: Jet, index: JetIndex, path: str) -> Jet:
-    return Jet(F.linear(jet.value, module.weight, module.bias), F.linear(jet.coeffs, module.weight))
+    return linear(jet, module.weight, module.bias)
 
 
 @register_jet_rule(nn.Identity)
@@ -344,7 +365,7 @@ def sin_cos(jet: Jet, index: JetIndex) -> tuple[Jet, Jet]:
 
 def product(a: Jet, b: Jet, index: JetIndex) -> Jet:
     """The jet of the elementwise product ``h * g`` (for gated layers and output transforms)."""
-    ra, rb = a.coeffs.unbind(0), b.coeffs.unbind(0)
+    ra, rb = a.coeffs.unbind(1), b.coeffs.unbind(1)
     out = []
     for k, target in enumerate(index.multi):
         total = a.value * rb[k] + b.value * ra[k]
@@ -353,12 +374,12 @@ def product(a: Jet, b: Jet, index: JetIndex) -> Jet:
             if min(rest) >= 0 and sum(rest) > 0:
                 total = total + ra[i] * rb[index.position[rest]]
         out.append(total)
-    coeffs = torch.stack(out) if out else a.coeffs
+    coeffs = torch.stack(out, 1) if out else a.coeffs
     return Jet(a.value * b.value, coeffs)
 
 
 def network_jet(net: nn.Module, x: Tensor, index: JetIndex) -> Jet:
-    """The jet of the network's outputs at points ``x`` of shape ``(N, d)``."""
+    """The jet of the network's outputs at points ``x`` of shape ``(N, d)``: values ``(n_out, N)``."""
     return jet_through(net, index.seed(x), index)
 
 
@@ -371,7 +392,7 @@ def unsupported_reason(net: nn.Module, n_coords: int) -> str | None:
     probe = torch.rand(3, n_coords, dtype=dtype, device=device, generator=torch.Generator().manual_seed(0)).to(device)
     try:
         with torch.no_grad():
-            value = network_jet(net, probe, JetIndex(n_coords, [])).value
+            value = network_jet(net, probe, JetIndex(n_coords, [])).value.T
             expected = net(probe)
     except JetUnsupportedError as err:
         return str(err)
@@ -414,7 +435,7 @@ class JetDerivatives:
     def _run(self, index: JetIndex) -> None:
         self.index = index
         jet = network_jet(self.net, self.x, index)
-        self.y, self._coeffs = jet.value, jet.coeffs
+        self.y, self._coeffs = jet.value.T, jet.coeffs  # y: (N, fields), like the network's forward
         self.passes += 1
 
     def __call__(self, field: str, wrt: Sequence[str] = ()) -> Tensor:
@@ -431,7 +452,7 @@ class JetDerivatives:
             if self._on_new_index is not None:
                 self._on_new_index(self.index)
         row = self.index.position[a]
-        return self.index.factorials[row] * self._coeffs[row, :, column]
+        return self.index.factorials[row] * self._coeffs[column, row]
 
 
 def multi_index(coords: Sequence[str], wrt: Sequence[str]) -> MultiIndex:

@@ -70,7 +70,7 @@ class OutputTransform:
     def jet(self, x: Jet, raw: Jet, index: JetIndex) -> Jet:
         """The jet of the fields from the jets of the points and of the raw outputs (Taylor arithmetic)."""
         def column(jet: Jet, k: int) -> JetValue:
-            return JetValue(Jet(jet.value[:, k:k + 1], jet.coeffs[:, :, k:k + 1]), index)
+            return JetValue(Jet(jet.value[k:k + 1], jet.coeffs[k:k + 1]), index)
 
         columns = {name: column(x, k) for k, name in enumerate(self.coords)}
         columns.update({name: column(raw, k) for k, name in enumerate(self.fields)})
@@ -85,7 +85,7 @@ class OutputTransform:
                 out = columns[name] * 0.0 + float(out)
             values.append(out.jet.value)
             coeffs.append(out.jet.coeffs)
-        return Jet(torch.cat(values, dim=-1), torch.cat(coeffs, dim=-1))
+        return Jet(torch.cat(values), torch.cat(coeffs))
 
 
 class ConstrainedNet(nn.Module):
