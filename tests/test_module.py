@@ -113,6 +113,21 @@ def test_lbfgs_switch_logs_once_per_optimizer_step(tmp_path, burgers_spec):
     assert all(calls.count(s) == 1 for s in range(4)) and any(calls.count(s) > 1 for s in range(4, 8))
 
 
+def test_step_metrics_are_logged_only_on_the_steps_the_loggers_write_and_the_first_and_last(tmp_path, burgers_spec):
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net())
+    logged_at = []
+    original = module.log
+    module.log = lambda name, *a, **k: (name == "train/loss" and logged_at.append(module.global_step)) or original(
+        name, *a, **k)
+    logger = RecordingLogger()
+    trainer = small_trainer(tmp_path, max_steps=12, logger=logger, log_every_n_steps=5)
+    trainer.fit(module)
+    assert logged_at == [0, 4, 9, 11]  # Lightning writes steps 4 and 9; 0 and 11 fill callback_metrics
+    assert [s for s, _ in logger.series("train/loss")] == [4, 9]
+    assert [s for s, _ in logger.series("train/burgers")] == [4, 9]
+    assert math.isfinite(trainer.callback_metrics["train/loss"])
+
+
 def test_float64_precision_runs_in_float64(tmp_path, burgers_spec):
     module = PINNModule(burgers(burgers_spec), small_net(), lbfgs_from_step=2,
                         lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"},

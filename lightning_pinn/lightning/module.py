@@ -17,6 +17,7 @@ from lightning_pinn.config import build, build_factory, config_of, is_config, to
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.lightning.step_logging import logs_this_step
 from lightning_pinn.losses import CausalWeighting, FixedWeights, build_balancer
 from lightning_pinn.problem.output_transform import ConstrainedNet
 from lightning_pinn.problem.spec import INTERIOR, Problem
@@ -339,7 +340,7 @@ class PINNModule(pl.LightningModule):
         return self.collocation.current(self.device, self.dtype)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Weighted residual loss on this step's points; terms are logged once per optimizer step."""
+        """Weighted residual loss on this step's points; terms are logged on the steps the loggers write (``logs_this_step``)."""
         points = self.training_points()
         prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
         terms = self.compiled_loss_terms(points, self._step_causal_weights())
@@ -357,18 +358,23 @@ class PINNModule(pl.LightningModule):
             self._raise_non_finite(terms)
         if self._logged_at != self.global_step:  # L-BFGS calls this many times per step
             self._logged_at = self.global_step
-            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
-            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
-            if not isinstance(self.balancer, FixedWeights):
-                self.log_dict({f"train/weight_{k}": v for k, v in self._balance.items()}, on_step=True, on_epoch=False)
-            if self._causal_weights:
-                self.log("train/causal_min_weight", self.causal.min_weight(self._causal_weights), on_step=True,
-                         on_epoch=False)
-            if self.lbfgs_restarts:
-                self.log("train/lbfgs_restarts", float(self.lbfgs_restarts), on_step=True, on_epoch=False)
-            for name, value in self.pde_params.items():
-                self.log(f"train/param_{name}", value.detach(), on_step=True, on_epoch=False)
+            if logs_this_step(self):
+                self._log_step(terms, loss)
         return loss
+
+    def _log_step(self, terms: Mapping[str, Tensor], loss: Tensor) -> None:
+        """The step metrics: loss terms, total, weights, causal minimum weight, restarts, parameters."""
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        if not isinstance(self.balancer, FixedWeights):
+            self.log_dict({f"train/weight_{k}": v for k, v in self._balance.items()}, on_step=True, on_epoch=False)
+        if self._causal_weights:
+            self.log("train/causal_min_weight", self.causal.min_weight(self._causal_weights), on_step=True,
+                     on_epoch=False)
+        if self.lbfgs_restarts:
+            self.log("train/lbfgs_restarts", float(self.lbfgs_restarts), on_step=True, on_epoch=False)
+        for name, value in self.pde_params.items():
+            self.log(f"train/param_{name}", value.detach(), on_step=True, on_epoch=False)
 
     def _step_causal_weights(self) -> dict[str, Tensor] | None:
         """The causal weights to hold fixed in this evaluation: under L-BFGS, those of the step's first one.

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from lightning_pinn.config import build
 from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine
 from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.lightning.step_logging import logs_this_step
 from lightning_pinn.problem.output_transform import ConstrainedNet
 from lightning_pinn.problem.spec import Problem
 from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
@@ -103,14 +104,15 @@ class PhysicsLoss(pl.Callback):
         return raw if transform is None else transform(coords, raw)
 
     def compute(self, module: pl.LightningModule, log: bool = True) -> Tensor:
-        """The weighted physics loss on this step's points (for manual optimization too)."""
+        """The weighted physics loss on this step's points (for manual optimization too); with ``log``,
+        its terms are logged on the steps whose metrics reach the loggers (see ``step_logging``)."""
         points = self._points_for(module)
         params = parameter_values(self.problem, getattr(module, "physics_params", None))
         prepare_engine(self.engine, self.problem, points)
         terms = {k: r.square().mean() for k, r in residuals(
             self.problem, lambda x: self.evaluate_fields(module, x), points, params, self.engine).items()}
         loss = self.weight * weighted_total(self.problem, terms)
-        if log:
+        if log and logs_this_step(module):
             module.log_dict({f"physics/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
             module.log("physics/loss", loss.detach(), on_step=True, on_epoch=False)
         return loss
