@@ -128,6 +128,12 @@ def test_step_metrics_are_logged_only_on_the_steps_the_loggers_write_and_the_fir
     assert math.isfinite(trainer.callback_metrics["train/loss"])
 
 
+def test_the_default_optimizer_is_torchs_fused_adam(burgers_spec):
+    optimizer = PINNModule(burgers(burgers_spec, reference=False), small_net()).configure_optimizers()
+    assert type(optimizer) is torch.optim.Adam
+    assert optimizer.defaults["fused"] is True and optimizer.defaults["lr"] == 1e-3
+
+
 def test_float64_precision_runs_in_float64(tmp_path, burgers_spec):
     module = PINNModule(burgers(burgers_spec), small_net(), lbfgs_from_step=2,
                         lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"},

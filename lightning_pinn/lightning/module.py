@@ -49,7 +49,8 @@ class _Steps(IterableDataset):
         return itertools.count()
 
 
-DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3}
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
+"""Adam with torch's fused kernel: the same update as the for-loop default, one kernel for all parameters."""
 DEFAULT_LBFGS = {
     "_target_": "torch.optim.LBFGS",
     "lr": 1.0,
