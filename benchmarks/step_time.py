@@ -146,7 +146,7 @@ class LightningSteps:
     """Our PINNModule in a Lightning Trainer, a few steps per call; times between batch starts."""
 
     def __init__(self, problem_name: str, points: np.ndarray, width: int, depth: int, lr: float = 1e-3,
-                 seed: int = 0, engine: str = "jets", compile: bool = True):
+                 seed: int = 0, engine: str = "jets", compile: bool = True, log_every_n_steps: int = 50):
         import lightning.pytorch as pl
 
         problem = _problem(problem_name)
@@ -154,6 +154,7 @@ class LightningSteps:
                                  optimizer={"_target_": "torch.optim.Adam", "lr": lr, "fused": True})
         self.module.collocation.points, self.module.collocation.drawn_at = {"interior": torch.as_tensor(points)}, 0
         self.starts: list[float] = []
+        self.log_every_n_steps = log_every_n_steps
         owner = self
 
         class Clock(pl.Callback):
@@ -172,6 +173,7 @@ class LightningSteps:
             accelerator="cpu", devices=1, max_steps=steps + 1, logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, limit_val_batches=0, callbacks=[self.clock], inference_mode=False,
+            log_every_n_steps=self.log_every_n_steps,
         )
         trainer.fit(self.module)
         intervals = np.diff(self.starts[1:])  # from the 2nd batch start on: full loop iterations
@@ -216,7 +218,16 @@ def _rounds(runners: dict[str, Callable[[], float]], light: LightningSteps | Non
             for _ in range(steps):
                 runners[name]()
             samples[name].append(1e3 * (time.perf_counter() - start) / steps)
+            _trim()  # untimed: hand freed memory back, so the candidates' peaks do not pile up (KS at 100,000 points)
     return samples
+
+
+def _trim() -> None:
+    """Return memory that glibc's malloc holds free to the system (no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def time_candidates(problem: str, n: int, candidates: list[str], width: int, depth: int, rounds: int,
@@ -232,6 +243,7 @@ def time_candidates(problem: str, n: int, candidates: list[str], width: int, dep
                 continue
             for _ in range(warmup):  # compiles, allocator warm-up
                 step()
+            _trim()
             runners[candidate] = step
         return runners
 
@@ -264,10 +276,7 @@ def peak_memory_child(candidate: str, problem: str, n: int, width: int, depth: i
         return -1
     for _ in range(warmup):
         step()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed memory back, so the baseline is what is in use
-    except OSError:
-        pass
+    _trim()  # hand freed memory back, so the baseline is what is in use
     before = _read_status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
     for _ in range(3):
@@ -351,10 +360,7 @@ def main() -> None:
             console.print(f"{problem} N={n}: {line}")
             save()  # after every size: a long run that dies keeps what it measured
             gc.collect()
-            try:
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
-            except OSError:
-                pass
+            _trim()
 
     table = Table(title=f"Median step time (ms) and peak memory (MiB), {args.width}x{args.depth} tanh MLP, fp32")
     for column in ("problem", "order", "points", *dict.fromkeys(r["candidate"] for r in rows)):
