@@ -139,19 +139,14 @@ class PeriodicEmbedding(nn.Module):
                        for j in self.periodic_columns]
         self.out_features = len(self.other_columns) + 2 * harmonics * len(self.periodic_columns)
 
-    def _angles(self, x: Tensor) -> Tensor:
-        omega = torch.tensor(self._omega, dtype=x.dtype, device=x.device)
-        z = x[..., self.periodic_columns, None] * omega
-        return z.reshape(*x.shape[:-1], len(self.periodic_columns) * self.harmonics)
-
     def _feature_angles(self, x: Tensor) -> Tensor:
-        """:meth:`_angles` in the feature-first layout of jets: ``x`` is ``(d, ...)``."""
+        """The angles ``2 pi k x_j / P_j`` of the periodic columns, features first: ``x`` is ``(d, ...)``."""
         omega = torch.tensor(self._omega, dtype=x.dtype, device=x.device)
         z = x[self.periodic_columns].unsqueeze(1) * omega.view(*omega.shape, *[1] * (x.dim() - 1))
         return z.reshape(len(self.periodic_columns) * self.harmonics, *x.shape[1:])
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self._angles(x)
+        z = self._feature_angles(x.movedim(-1, 0)).movedim(0, -1)
         return torch.cat([x[..., self.other_columns], torch.cos(z), torch.sin(z)], dim=-1)
 
     def extra_repr(self) -> str:
