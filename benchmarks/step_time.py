@@ -25,6 +25,10 @@ mean step time. PINA is timed alone after the others, in the same way (its train
 a second thread whose OpenMP workers slowed every candidate beside it). Peak memory (``--memory``) is measured for each candidate in a fresh process:
 the rise of the process's peak resident set (VmHWM, reset through /proc/self/clear_refs) over the
 resident set before three steps, after warm-up. Writes benchmarks/results/step_time.json.
+
+``--device cuda`` runs our candidates, the hand-written loop and the Lightning loop on the GPU,
+adds ``jets+compile+cudagraphs`` (``torch.compile(mode="reduce-overhead")``), measures peak
+memory as the rise of ``torch.cuda.max_memory_allocated`` and writes step_time_cuda.json.
 """
 
 from __future__ import annotations
@@ -70,6 +74,10 @@ PROBLEMS: dict[str, dict] = {
 
 ORDER = {"burgers": 2, "kdv": 3, "ks": 4, "poisson2d": 2, "ns2d": 2}
 OURS = ("autograd", "jets", "jets+compile")
+CUDA_GRAPHS = "jets+compile+cudagraphs"
+"""On ``--device cuda`` only: jets + compile with ``mode="reduce-overhead"`` (CUDA graphs)."""
+DEVICE = torch.device("cpu")
+"""Where every candidate runs (``--device``); points are made here and moved there."""
 
 
 def make_points(problem: str, n: int, seed: int = 0) -> np.ndarray:
@@ -89,11 +97,13 @@ def _mlp(problem: Problem, width: int, depth: int, seed: int) -> MLP:
 
 def build_ours(engine: str, problem_name: str, points: np.ndarray, width: int, depth: int,
                lr: float = 1e-3, seed: int = 0) -> Callable[[], float]:
-    """A bare loop around our loss: zero_grad, loss (compiled or not), backward, Adam step."""
+    """A bare loop around our loss: zero_grad, loss (compiled or not), backward, Adam step.
+
+    ``loss.item()`` waits for the device, so a step's time includes its GPU work."""
     problem = _problem(problem_name)
-    net = _mlp(problem, width, depth, seed)
+    net = _mlp(problem, width, depth, seed).to(DEVICE)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr, fused=True)  # as PINNModule's default
-    x = {"interior": torch.as_tensor(points)}
+    x = {"interior": torch.as_tensor(points, device=DEVICE)}
     derivative_engine = AutogradEngine() if engine == "autograd" else JetEngine(net)
     prepare_engine(derivative_engine, problem, x)
 
@@ -102,7 +112,9 @@ def build_ours(engine: str, problem_name: str, points: np.ndarray, width: int, d
 
     # the options PINNModule(compile=True) uses on CPU, so the Lightning path and this loop run the same code
     options = {"options": {"cpp_wrapper": True}} if x["interior"].device.type == "cpu" else {}
-    loss_fn = torch.compile(total, dynamic=False, **options) if engine == "jets+compile" else total
+    if engine == CUDA_GRAPHS:
+        options = {"mode": "reduce-overhead"}
+    loss_fn = torch.compile(total, dynamic=False, **options) if engine.startswith("jets+compile") else total
 
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
@@ -128,9 +140,9 @@ def build_hand_written(problem_name: str, points: np.ndarray, width: int, depth:
         torch.nn.init.xavier_normal_(linear.weight)
         torch.nn.init.zeros_(linear.bias)
         layers += [linear] if k == len(sizes) - 2 else [linear, torch.nn.Tanh()]
-    net = torch.nn.Sequential(*layers)
+    net = torch.nn.Sequential(*layers).to(DEVICE)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    x = torch.as_tensor(points).requires_grad_(True)
+    x = torch.as_tensor(points, device=DEVICE).requires_grad_(True)
 
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
@@ -152,7 +164,8 @@ class LightningSteps:
         problem = _problem(problem_name)
         self.module = PINNModule(problem, _mlp(problem, width, depth, seed), derivatives=engine, compile=compile,
                                  optimizer={"_target_": "torch.optim.Adam", "lr": lr, "fused": True})
-        self.module.collocation.points, self.module.collocation.drawn_at = {"interior": torch.as_tensor(points)}, 0
+        self.module.collocation.points = {"interior": torch.as_tensor(points, device=DEVICE)}
+        self.module.collocation.drawn_at = 0
         self.starts: list[float] = []
         self.log_every_n_steps = log_every_n_steps
         owner = self
@@ -170,7 +183,7 @@ class LightningSteps:
         """Run ``steps`` more steps (plus one not timed); returns the mean seconds per timed step."""
         self.starts = []
         trainer = self.pl.Trainer(
-            accelerator="cpu", devices=1, max_steps=steps + 1, logger=False,
+            accelerator=DEVICE.type, devices=1, max_steps=steps + 1, logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, limit_val_batches=0, callbacks=[self.clock], inference_mode=False,
             log_every_n_steps=self.log_every_n_steps,
@@ -182,7 +195,7 @@ class LightningSteps:
 
 def build(candidate: str, problem: str, points: np.ndarray, width: int, depth: int) -> Callable[[], float] | None:
     """One step of ``candidate``, or None when it cannot express ``problem``."""
-    if candidate in OURS:
+    if candidate in OURS or candidate == CUDA_GRAPHS:
         return build_ours(candidate, problem, points, width, depth)
     if candidate == "hand-written":
         return build_hand_written(problem, points, width, depth)
@@ -270,12 +283,20 @@ def _read_status(key: str) -> int:
 
 
 def peak_memory_child(candidate: str, problem: str, n: int, width: int, depth: int, warmup: int) -> int:
-    """Bytes the peak resident set rises by during three steps (run in a fresh process)."""
+    """Bytes the peak resident set (on CUDA: the peak allocated device memory) rises by during three
+    steps (run in a fresh process)."""
     step = build(candidate, problem, make_points(problem, n), width, depth)
     if step is None:
         return -1
     for _ in range(warmup):
         step()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(3):
+            step()
+        return torch.cuda.max_memory_allocated() - before
     _trim()  # hand freed memory back, so the baseline is what is in use
     before = _read_status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
@@ -290,7 +311,7 @@ def peak_memory_child(candidate: str, problem: str, n: int, width: int, depth: i
 def peak_memory(candidate: str, problem: str, n: int, width: int, depth: int, warmup: int) -> int:
     result = subprocess.run(
         [sys.executable, __file__, "--memory-child", candidate, problem, str(n), "--width", str(width),
-         "--depth", str(depth), "--warmup", str(warmup)], capture_output=True, text=True, check=True)
+         "--depth", str(depth), "--warmup", str(warmup), "--device", DEVICE.type], capture_output=True, text=True, check=True)
     return int(result.stdout.strip().splitlines()[-1])
 
 
@@ -313,10 +334,15 @@ def main() -> None:
     parser.add_argument("--lightning", action="store_true", help="also time our Lightning loop (Burgers)")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory (a process per candidate)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--output", default=str(HERE / "results" / "step_time.json"))
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: our candidates, the hand-written loop and the Lightning loop on the GPU "
+                             "(peers stay off), plus jets+compile with CUDA graphs")
+    parser.add_argument("--output", default=None, help="default: results/step_time.json (step_time_cuda.json on cuda)")
     parser.add_argument("--append", action="store_true", help="add to the rows already in --output")
     parser.add_argument("--memory-child", nargs=3, metavar=("CANDIDATE", "PROBLEM", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
@@ -325,14 +351,17 @@ def main() -> None:
         return
 
     torch._dynamo.config.recompile_limit = 64  # one compiled loss per (problem, points): more than dynamo's default 8
-    candidates = args.candidates or [*OURS, "hand-written", *installed_peers()]
-    output = Path(args.output)
+    candidates = args.candidates or ([*OURS, CUDA_GRAPHS, "hand-written"] if DEVICE.type == "cuda"
+                                     else [*OURS, "hand-written", *installed_peers()])
+    output = Path(args.output or HERE / "results" / ("step_time_cuda.json" if DEVICE.type == "cuda" else "step_time.json"))
     previous = json.loads(output.read_text()) if args.append and output.exists() else {}
     rows = previous.get("rows", [])
     commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
     commands.append("python benchmarks/step_time.py " + " ".join(sys.argv[1:]))
     machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}, python {platform.python_version()}")
+    if DEVICE.type == "cuda":
+        machine = f"{torch.cuda.get_device_name()}, " + machine
     versions = {"torch": torch.__version__}
     for peer in installed_peers():
         versions[peer] = __import__("importlib.metadata").metadata.version("pina-mathlab" if peer == "pina" else peer)
