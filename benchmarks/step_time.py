@@ -101,7 +101,7 @@ def build_ours(engine: str, problem_name: str, points: np.ndarray, width: int, d
 
     ``loss.item()`` waits for the device, so a step's time includes its GPU work."""
     problem = _problem(problem_name)
-    net = _mlp(problem, width, depth, seed).to(DEVICE)
+    net = _mlp(problem, width, depth, seed).to(DEVICE, torch.from_numpy(points).dtype)  # float64 points: float64 net
     optimizer = torch.optim.Adam(net.parameters(), lr=lr, fused=True)  # as PINNModule's default
     x = {"interior": torch.as_tensor(points, device=DEVICE)}
     derivative_engine = AutogradEngine() if engine == "autograd" else JetEngine(net)
@@ -162,8 +162,9 @@ class LightningSteps:
         import lightning.pytorch as pl
 
         problem = _problem(problem_name)
+        self.dtype = torch.from_numpy(points).dtype  # float64 points: a float64 module (precision 64-true)
         self.module = PINNModule(problem, _mlp(problem, width, depth, seed), derivatives=engine, compile=compile,
-                                 optimizer={"_target_": "torch.optim.Adam", "lr": lr, "fused": True})
+                                 optimizer={"_target_": "torch.optim.Adam", "lr": lr, "fused": True}).to(self.dtype)
         self.module.collocation.points = {"interior": torch.as_tensor(points, device=DEVICE)}
         self.module.collocation.drawn_at = 0
         self.starts: list[float] = []
@@ -186,7 +187,7 @@ class LightningSteps:
             accelerator=DEVICE.type, devices=1, max_steps=steps + 1, logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, limit_val_batches=0, callbacks=[self.clock], inference_mode=False,
-            log_every_n_steps=self.log_every_n_steps,
+            log_every_n_steps=self.log_every_n_steps, precision="64-true" if self.dtype == torch.float64 else "32-true",
         )
         trainer.fit(self.module)
         intervals = np.diff(self.starts[1:])  # from the 2nd batch start on: full loop iterations
