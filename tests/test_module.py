@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import small_trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from lightning_pinn import MLP, NonFiniteLossError, PINNModule, Problem
@@ -297,15 +297,18 @@ def test_lbfgs_with_fp16_loss_scaling_is_refused_with_what_to_use():
     check_lbfgs_precision(MixedPrecision("bf16-mixed", "cpu"))  # no loss scaling: allowed
 
 
+class FailedLineSearchAtStep3(Callback):
+    """Leaves what torch's LBFGS leaves behind when strong Wolfe finds no step (``t = 0``), at step 3."""
+
+    failed = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == 3:
+            self.failed = optimizer = trainer.optimizers[0]
+            optimizer.state[optimizer.param_groups[0]["params"][0]]["t"] = 0
+
+
 def test_lbfgs_restarts_after_a_line_search_that_found_no_step(tmp_path, burgers_spec):
-    import lightning.pytorch as pl
-
-    class FailedLineSearchAtStep3(pl.Callback):  # what torch's LBFGS leaves behind when strong Wolfe fails
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.global_step == 3:
-                optimizer = trainer.optimizers[0]
-                optimizer.state[optimizer.param_groups[0]["params"][0]]["t"] = 0
-
     module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
                         lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
                                "tolerance_change": 0, "line_search_fn": "strong_wolfe"})
@@ -373,6 +376,38 @@ def test_lbfgs_float64_runs_lbfgs_in_float64_after_float32_adam_and_resumes_so(t
     assert resumed.phase == "lbfgs" and set(dtypes) == {("lbfgs", torch.float64, torch.float64)}
 
 
+def test_lbfgs_float64_on_stall_turns_float64_at_the_first_failed_line_search_and_resumes_so(tmp_path, burgers_spec):
+    dtypes = []
+
+    class Recording(PINNModule):
+        def loss_terms(self, points, causal_weights=None):
+            dtypes.append((self.global_step, next(iter(points.values())).dtype, next(self.net.parameters()).dtype))
+            return super().loss_terms(points, causal_weights)
+
+    def module():
+        return Recording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=1,
+                         lbfgs_float64="on_stall",
+                         lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+
+    first = module()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
+    stall = FailedLineSearchAtStep3()
+    trainer = small_trainer(tmp_path, max_steps=5, enable_checkpointing=True, callbacks=[checkpoint, stall])
+    trainer.fit(first)
+    # Adam at step 0, float32 L-BFGS at steps 1 and 2; the search that failed in step 2 turns it float64
+    assert {(s, d, p) for s, d, p in dtypes if s <= 2} == {(s, torch.float32, torch.float32) for s in (0, 1, 2)}
+    assert {(s, d, p) for s, d, p in dtypes if s >= 3} == {(s, torch.float64, torch.float64) for s in (3, 4)}
+    assert first.lbfgs_restarts == 0  # a switch, not a restart
+    optimizer = trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.LBFGS) and optimizer is not stall.failed  # a fresh L-BFGS
+    assert all(p.dtype == torch.float64 for group in optimizer.param_groups for p in group["params"])
+
+    dtypes.clear()
+    resumed = module()
+    small_trainer(tmp_path, max_steps=7).fit(resumed, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert resumed.phase == "lbfgs" and {(d, p) for _, d, p in dtypes} == {(torch.float64, torch.float64)}
+
+
 def test_lbfgs_float64_is_refused_where_it_cannot_give_float64():
     from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 
@@ -383,7 +418,7 @@ def test_lbfgs_float64_is_refused_where_it_cannot_give_float64():
     with pytest.raises(ValueError, match="lbfgs_float64: not supported with more than one process"):
         check_lbfgs_float64(Precision(), 2)
     check_lbfgs_float64(Precision(), 1)
-    with pytest.raises(ValueError, match="lbfgs_float64: expected true or false but got 'yes'"):
+    with pytest.raises(ValueError, match="lbfgs_float64: expected true, false or on_stall but got 'yes'"):
         PINNModule(Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x"}),
                    MLP(1, 1, width=4, depth=1), lbfgs_float64="yes")
 

@@ -85,6 +85,9 @@ class PINNModule(pl.LightningModule):
             L-BFGS starts, so that an Adam phase in float32 is followed by L-BFGS in float64 (a
             float32 loss is too noisy for its line search once the loss is small and the problem
             stiff). Needs ``trainer.precision=32-true`` (or ``64-true``, where it changes nothing).
+            ``"on_stall"``: L-BFGS starts in float32 and the module turns float64 at its first
+            line search that finds no step (the float32 loss's floor), so the cheaper float32
+            steps do the early work and float64 goes on below that floor.
         sampler: collocation sampling method (``uniform``, ``lhs``, ``sobol``, ``halton``, ``grid``).
         resample_every: draw fresh collocation points every this many steps (0: draw once).
         seed: seed of the point streams; DDP rank ``r`` uses ``seed + r``.
@@ -128,7 +131,7 @@ class PINNModule(pl.LightningModule):
         scheduler: Any = None,
         lbfgs_from_step: int | None = None,
         lbfgs: Any = None,
-        lbfgs_float64: bool = False,
+        lbfgs_float64: bool | str = False,
         sampler: str = "sobol",
         resample_every: int = 0,
         seed: int = 0,
@@ -164,8 +167,8 @@ class PINNModule(pl.LightningModule):
         if isinstance(resample_every, bool) or int(resample_every) < 0:
             raise ValueError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
         self.lbfgs_from_step = None if lbfgs_from_step is None else int(lbfgs_from_step)
-        if not isinstance(lbfgs_float64, bool):
-            raise ValueError(f"lbfgs_float64: expected true or false but got {lbfgs_float64!r}")
+        if not isinstance(lbfgs_float64, bool) and lbfgs_float64 != "on_stall":
+            raise ValueError(f"lbfgs_float64: expected true, false or on_stall but got {lbfgs_float64!r}")
         self.lbfgs_float64 = lbfgs_float64
         self.resample_every = int(resample_every)
         self.sampler, self.seed = sampler, int(seed)
@@ -408,7 +411,7 @@ class PINNModule(pl.LightningModule):
         step = self.global_step
         if self.phase == "adam" and self.lbfgs_from_step is not None and step >= self.lbfgs_from_step:
             self.phase = "lbfgs"
-            if self.lbfgs_float64 and self.dtype != torch.float64:
+            if self.lbfgs_float64 is True and self.dtype != torch.float64:
                 self.to(torch.float64)  # points follow self.dtype; the compiled loss recompiles once
                 rank_zero_info(f"lightning-pinn: L-BFGS runs in float64 from step {step}")
             self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
@@ -436,13 +439,20 @@ class PINNModule(pl.LightningModule):
         ``torch.optim.LBFGS`` keeps its direction and step across calls, so after one failed
         strong-Wolfe search every later step repeats it and the parameters never move again.
         A cleared history restarts from steepest descent. Every rank sees the same objective,
-        so every rank restarts at the same step.
+        so every rank restarts at the same step. With ``lbfgs_float64="on_stall"``, the first such
+        step in float32 turns the module float64 and starts a fresh L-BFGS instead (not counted).
         """
         for optimizer in self.trainer.optimizers:
             if not isinstance(optimizer, torch.optim.LBFGS):
                 continue
             state = optimizer.state[optimizer.param_groups[0]["params"][0]]
             if state.get("n_iter", 0) > 0 and state.get("t") == 0:
+                if self.lbfgs_float64 == "on_stall" and self.dtype != torch.float64:
+                    self.to(torch.float64)  # the same parameters, converted in place; the compiled loss recompiles once
+                    self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
+                    rank_zero_info(f"lightning-pinn: L-BFGS found no step in float32 at step {self.global_step}; "
+                                   "it goes on in float64 (lbfgs_float64=on_stall)")
+                    return
                 optimizer.state.clear()
                 self.lbfgs_restarts += 1
                 if self.lbfgs_restarts == 1:
@@ -506,7 +516,8 @@ class PINNModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the optimizer phase, the collocation state (streams and current points), the balancer's and
         the causal schedule's state."""
-        checkpoint["lightning_pinn"] = {"phase": self.phase, "collocation": self.collocation.state_dict(),
+        checkpoint["lightning_pinn"] = {"phase": self.phase, "float64": self.dtype == torch.float64,
+                                        "collocation": self.collocation.state_dict(),
                                         "balancer": self.balancer.state_dict(),
                                         "causal": None if self.causal is None else self.causal.state_dict()}
 
@@ -515,7 +526,7 @@ class PINNModule(pl.LightningModule):
         state = checkpoint.get("lightning_pinn")
         if state:
             self.phase = state["phase"]
-            if self.phase == "lbfgs" and self.lbfgs_float64:
+            if self.phase == "lbfgs" and (self.lbfgs_float64 is True or state.get("float64")):
                 self.to(torch.float64)  # before the weights are loaded, so that they load in float64
             if self._trainer is not None and self.trainer.world_size > 1 and self.global_rank != 0:
                 self.collocation.replay(state["collocation"])  # the checkpoint holds rank 0's streams only
