@@ -351,43 +351,43 @@ def test_lbfgs_holds_the_causal_weights_of_a_steps_first_evaluation(tmp_path):
     assert not torch.equal(first_of[2], first_of[3])  # and each step computes its own
 
 
+class DtypeRecording(PINNModule):
+    """Records ``(phase, step, points' dtype, weights' dtype)`` at each loss evaluation in ``self.dtypes``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dtypes = []
+
+    def loss_terms(self, points, causal_weights=None):
+        self.dtypes.append((self.phase, self.global_step, next(iter(points.values())).dtype,
+                            next(self.net.parameters()).dtype))
+        return super().loss_terms(points, causal_weights)
+
+
 def test_lbfgs_float64_runs_lbfgs_in_float64_after_float32_adam_and_resumes_so(tmp_path, burgers_spec):
-    dtypes = []
-
-    class Recording(PINNModule):
-        def loss_terms(self, points, causal_weights=None):
-            dtypes.append((self.phase, next(iter(points.values())).dtype, next(self.net.parameters()).dtype))
-            return super().loss_terms(points, causal_weights)
-
     def module():
-        return Recording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=2, lbfgs_float64=True,
-                         lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+        return DtypeRecording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=2,
+                              lbfgs_float64=True,
+                              lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
 
     first = module()
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
     small_trainer(tmp_path, max_steps=4, enable_checkpointing=True, callbacks=[checkpoint]).fit(first)
-    assert {d for d in dtypes if d[0] == "adam"} == {("adam", torch.float32, torch.float32)}
-    assert {d for d in dtypes if d[0] == "lbfgs"} == {("lbfgs", torch.float64, torch.float64)}
+    assert {(phase, d, p) for phase, _, d, p in first.dtypes} == {("adam", torch.float32, torch.float32),
+                                                                  ("lbfgs", torch.float64, torch.float64)}
     assert all(p.dtype == torch.float64 for p in first.parameters())
 
-    dtypes.clear()
     resumed = module()
     small_trainer(tmp_path, max_steps=6).fit(resumed, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
-    assert resumed.phase == "lbfgs" and set(dtypes) == {("lbfgs", torch.float64, torch.float64)}
+    assert resumed.phase == "lbfgs"
+    assert {(phase, d, p) for phase, _, d, p in resumed.dtypes} == {("lbfgs", torch.float64, torch.float64)}
 
 
 def test_lbfgs_float64_on_stall_turns_float64_at_the_first_failed_line_search_and_resumes_so(tmp_path, burgers_spec):
-    dtypes = []
-
-    class Recording(PINNModule):
-        def loss_terms(self, points, causal_weights=None):
-            dtypes.append((self.global_step, next(iter(points.values())).dtype, next(self.net.parameters()).dtype))
-            return super().loss_terms(points, causal_weights)
-
     def module():
-        return Recording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=1,
-                         lbfgs_float64="on_stall",
-                         lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+        return DtypeRecording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=1,
+                              lbfgs_float64="on_stall",
+                              lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
 
     first = module()
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
@@ -395,17 +395,17 @@ def test_lbfgs_float64_on_stall_turns_float64_at_the_first_failed_line_search_an
     trainer = small_trainer(tmp_path, max_steps=5, enable_checkpointing=True, callbacks=[checkpoint, stall])
     trainer.fit(first)
     # Adam at step 0, float32 L-BFGS at steps 1 and 2; the search that failed in step 2 turns it float64
-    assert {(s, d, p) for s, d, p in dtypes if s <= 2} == {(s, torch.float32, torch.float32) for s in (0, 1, 2)}
-    assert {(s, d, p) for s, d, p in dtypes if s >= 3} == {(s, torch.float64, torch.float64) for s in (3, 4)}
+    seen = {(s, d, p) for _, s, d, p in first.dtypes}
+    assert {x for x in seen if x[0] <= 2} == {(s, torch.float32, torch.float32) for s in (0, 1, 2)}
+    assert {x for x in seen if x[0] >= 3} == {(s, torch.float64, torch.float64) for s in (3, 4)}
     assert first.lbfgs_restarts == 0  # a switch, not a restart
     optimizer = trainer.optimizers[0]
     assert isinstance(optimizer, torch.optim.LBFGS) and optimizer is not stall.failed  # a fresh L-BFGS
     assert all(p.dtype == torch.float64 for group in optimizer.param_groups for p in group["params"])
 
-    dtypes.clear()
     resumed = module()
     small_trainer(tmp_path, max_steps=7).fit(resumed, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
-    assert resumed.phase == "lbfgs" and {(d, p) for _, d, p in dtypes} == {(torch.float64, torch.float64)}
+    assert resumed.phase == "lbfgs" and {(d, p) for _, _, d, p in resumed.dtypes} == {(torch.float64, torch.float64)}
 
 
 def test_lbfgs_float64_is_refused_where_it_cannot_give_float64():
