@@ -107,6 +107,12 @@ def test_numerical_references_satisfy_the_equations_inside_the_domain(name, h, t
     assert_reference_satisfies(problem, ["interior"], h=h, tolerance=tolerance, shrink=0.1)
 
 
+def test_cavity_reference_satisfies_the_yaml_boundary_conditions_including_its_lid_profile():
+    """The reference's ``lid`` expression and the YAML's lid residual describe the same lid."""
+    problem = instantiate(config("cavity").problem)
+    assert_reference_satisfies(problem, ["lid", "lid_v", "walls_u", "walls_v"], h=1e-3, tolerance=1e-2)  # spline between lid nodes: 5e-3
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_trains_a_few_steps(name, tmp_path):
     cfg = config(name, "trainer.max_steps=2", "trainer.max_time=null", "trainer.val_check_interval=2",

@@ -184,6 +184,61 @@ def test_pressure_balances_the_momentum_equation(ref):
     assert np.abs(1.2 * grad_p + rest).max() > 0.1 * scale  # the control: a misscaled pressure fails
 
 
+# --- a lid velocity profile ----------------------------------------------------------------------
+
+SMOOTH_LID = "1 - cosh(50*(x - 0.5))/cosh(25)"
+
+
+@pytest.fixture(scope="module")
+def smooth(cache_dir) -> LidDrivenCavity:
+    return LidDrivenCavity(re=100.0, lid=SMOOTH_LID)
+
+
+def test_a_smooth_lid_is_the_lid_velocity_at_every_lid_node(smooth):
+    x = smooth.x
+    expected = 1 - np.cosh(50 * (x - 0.5)) / np.cosh(25)
+    np.testing.assert_allclose(smooth.u[1:-1, -1], expected[1:-1], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(smooth(x=x, y=np.ones_like(x))["u"], expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(smooth(x=x, y=np.ones_like(x))["v"], 0.0, atol=1e-12)
+
+
+def test_smoothing_the_lid_corners_barely_moves_the_centerlines(ref, smooth):
+    """The smoothing acts within about 0.05 of the top corners; Ghia's stations are far from them.
+    The cavity experiment's YAML quotes this bound."""
+    t = GHIA_RE100
+    span = max(t.u.max(), t.v.max()) - min(t.u.min(), t.v.min())
+    half = np.full(17, 0.5)
+    du = np.abs(smooth(x=half, y=t.y)["u"] - ref(x=half, y=t.y)["u"]).max() / span
+    dv = np.abs(smooth(x=t.x, y=half)["v"] - ref(x=t.x, y=half)["v"]).max() / span
+    assert 1e-5 < du < 5e-4 and 1e-5 < dv < 5e-4  # moved, but by less than 0.05% of the range
+
+
+def test_a_resting_lid_gives_no_flow(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTNING_PINN_CACHE", str(tmp_path))
+    still = LidDrivenCavity(re=100.0, n=16, lid="0")
+    for field in (still.psi, still.omega, still.u, still.v, still.p):
+        np.testing.assert_allclose(field, 0.0, atol=1e-12)
+
+
+def test_the_lid_is_part_of_the_cache_key_and_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTNING_PINN_CACHE", str(tmp_path))
+    sharp, smooth = LidDrivenCavity(re=50.0, n=16), LidDrivenCavity(re=50.0, n=16, lid=SMOOTH_LID)
+    assert sharp.cache_path != smooth.cache_path and len(list((tmp_path / "references").iterdir())) == 2
+    assert instantiate(smooth.config()).lid == SMOOTH_LID
+    assert not np.allclose(sharp.u, smooth.u)
+
+
+@pytest.mark.parametrize("lid, message", [
+    ("1 - y", "lid"),                    # a name other than x
+    ("log(x - 2)", "lid.*finite"),       # NaN on the lid
+    ("1 +", "lid"),                      # not an expression
+])
+def test_a_bad_lid_raises_naming_lid(lid, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTNING_PINN_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        LidDrivenCavity(re=50.0, n=16, lid=lid)
+
+
 # --- evaluation, config, cache -------------------------------------------------------------------
 
 def test_call_broadcasts_and_rejects_points_outside_the_square(coarse):

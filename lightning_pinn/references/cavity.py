@@ -15,6 +15,8 @@ import scipy.sparse as sp
 from scipy.interpolate import RectBivariateSpline
 from scipy.sparse.linalg import splu, spsolve
 
+from lightning_pinn.references.spectral import initial_function
+
 ArrayFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -111,11 +113,11 @@ _FIELDS = ("psi", "omega", "u", "v", "p")
 
 
 class LidDrivenCavity:
-    r"""Steady incompressible flow in the unit square driven by the lid ``u(x, 1) = 1``.
+    r"""Steady incompressible flow in the unit square driven by the lid ``u(x, 1) = U(x)``, ``U = 1`` by default.
 
     .. math::
         (\mathbf u \cdot \nabla) \mathbf u + \nabla p = \tfrac{1}{Re} \Delta \mathbf u, \qquad
-        \nabla \cdot \mathbf u = 0, \qquad \mathbf u = (1, 0) \text{ on } y = 1, \;
+        \nabla \cdot \mathbf u = 0, \qquad \mathbf u = (U(x), 0) \text{ on } y = 1, \;
         \mathbf u = 0 \text{ on the other walls}.
 
     Solved in stream function-vorticity form, ``u = psi_y``, ``v = -psi_x``,
@@ -138,13 +140,13 @@ class LidDrivenCavity:
         \nabla \big(p + \tfrac12 |\mathbf u|^2\big)
             = \big(\omega v - \tfrac{1}{Re} \omega_y, \; -\omega u + \tfrac{1}{Re} \omega_x\big),
 
-    as the least-squares potential of the right-hand side over the grid edges. It is singular
-    (like ``1 / r``) at the two lid corners, where the velocity jumps; near them its grid values
-    depend on ``n`` and are no converged reference.
+    as the least-squares potential of the right-hand side over the grid edges. With the default
+    lid it is singular (like ``1 / r``) at the two lid corners, where the velocity jumps; near
+    them its grid values depend on ``n`` and are no converged reference.
 
     Fields between nodes are bicubic spline interpolants of the grid values. The solved grid is
     cached as ``$LIGHTNING_PINN_CACHE/references/LidDrivenCavity-<hash>.npz`` (default cache
-    ``~/.cache/lightning_pinn``), keyed by ``re``, ``n`` and the scheme.
+    ``~/.cache/lightning_pinn``), keyed by ``re``, ``n``, ``lid`` and the scheme.
 
     Args:
         re: Reynolds number ``U L / nu``, in ``(0, 8000]``.
@@ -152,10 +154,15 @@ class LidDrivenCavity:
             number ``re / n <= 8``, see :data:`MAX_CELL_REYNOLDS`). The default 128 solves
             Re = 100 in about 2 s (Re = 1000 in about 10 s); the cost grows like ``n^3``.
         cache: read and write the solved grid in the cache directory.
+        lid: the lid velocity ``U(x)`` as an expression in ``x`` (the config expression
+            language), e.g. ``"1 - cosh(50*(x - 0.5))/cosh(25)"``, which is 1 away from the
+            corners and falls to 0 at them, so the velocity has no jump. The default ``"1"`` is
+            the classical lid of Ghia et al., with jumps at the two top corners.
 
     Raises:
-        ValueError: for ``re`` out of range, a grid too coarse for ``re``, or a solve that
-            does not converge to finite values; the message names the argument to change.
+        ValueError: for ``re`` out of range, a grid too coarse for ``re``, a ``lid`` outside the
+            expression language or not finite on the lid, or a solve that does not converge to
+            finite values; the message names the argument to change.
 
     Example:
         >>> ref = LidDrivenCavity(re=100.0, n=32, cache=False)
@@ -165,12 +172,14 @@ class LidDrivenCavity:
         1.0
     """
 
-    def __init__(self, re: float = 100.0, n: int = 128, cache: bool = True) -> None:
+    def __init__(self, re: float = 100.0, n: int = 128, cache: bool = True, lid: str = "1") -> None:
         self.re, self.n, self.cache = _check_inputs(re, n), int(n), bool(cache)
+        self.lid = str(lid).strip()
+        lid_velocity = initial_function(self.lid, key="lid")  # checked before any solve
         self.x = self.y = np.linspace(0.0, 1.0, self.n + 1)
         fields = self._load() if self.cache else None
         if fields is None:
-            fields = solve_cavity(self.re, self.n)
+            fields = solve_cavity(self.re, self.n, lid=lid_velocity)
             if self.cache:
                 self._save(fields)
         self.psi, self.omega, self.u, self.v, self.p = (fields[name] for name in _FIELDS)
@@ -180,7 +189,7 @@ class LidDrivenCavity:
     def config(self) -> dict:
         """A config that rebuilds this reference with ``hydra.utils.instantiate``."""
         return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", "re": self.re,
-                "n": self.n, "cache": self.cache}
+                "n": self.n, "cache": self.cache, "lid": self.lid}
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """``{"u", "v", "p"}`` at matching arrays of ``x`` and ``y`` in ``[0, 1]``, in float64."""
@@ -193,7 +202,7 @@ class LidDrivenCavity:
     @property
     def cache_path(self) -> Path:
         """Where the solved grid is cached: ``<cache>/references/LidDrivenCavity-<hash>.npz``."""
-        key = json.dumps({"re": self.re, "n": self.n, "scheme": _SCHEME_VERSION}, sort_keys=True)
+        key = json.dumps({"re": self.re, "n": self.n, "lid": self.lid, "scheme": _SCHEME_VERSION}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         root = Path(os.environ.get("LIGHTNING_PINN_CACHE", Path.home() / ".cache" / "lightning_pinn"))
         return root / "references" / f"{type(self).__name__}-{digest}.npz"
@@ -202,7 +211,7 @@ class LidDrivenCavity:
         shape = (self.n + 1, self.n + 1)
         try:
             with np.load(self.cache_path) as data:
-                if float(data["re"]) != self.re or int(data["n"]) != self.n:
+                if float(data["re"]) != self.re or int(data["n"]) != self.n or str(data["lid"]) != self.lid:
                     return None
                 fields = {name: np.array(data[name]) for name in _FIELDS}
         except (OSError, KeyError, ValueError):
@@ -216,7 +225,7 @@ class LidDrivenCavity:
         fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, re=self.re, n=self.n, **fields)
+                np.savez(f, re=self.re, n=self.n, lid=self.lid, **fields)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -240,14 +249,20 @@ def _check_inputs(re: float, n: int) -> float:
     return re
 
 
-def solve_cavity(re: float, n: int, tol: float = 1e-10, max_iter: int = 25) -> dict[str, np.ndarray]:
+def solve_cavity(re: float, n: int, tol: float = 1e-10, max_iter: int = 25,
+                 lid: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Grid fields ``psi, omega, u, v, p`` (shape ``(n + 1, n + 1)``, index ``[i, j]`` at ``(x_i, y_j)``).
 
     The discretisation is the one described in :class:`LidDrivenCavity`; ``tol`` bounds the
-    last Newton step relative to ``max |psi, omega|``.
+    last Newton step relative to ``max |psi, omega|``. ``lid`` maps the lid's ``x`` to its
+    velocity ``U(x)``; ``None`` is ``U = 1``.
     """
     h, m = 1.0 / n, n + 1
-    grid = _Grid(n)
+    x_lid = np.linspace(0.0, 1.0, m)[1:-1]
+    lid_velocity = np.ones_like(x_lid) if lid is None else np.asarray(lid(x_lid), dtype=np.float64)
+    if lid_velocity.shape != x_lid.shape or not np.all(np.isfinite(lid_velocity)):
+        raise ValueError("lid: the lid velocity must be finite at every x in (0, 1)")
+    grid = _Grid(n, lid_velocity)
     z = np.zeros(2 * m * m)
     steps = [re] if re <= 100 else [*100.0 * 2.0 ** np.arange(int(np.ceil(np.log2(re / 100)))), re]
     for step_re in steps:
@@ -257,7 +272,7 @@ def solve_cavity(re: float, n: int, tol: float = 1e-10, max_iter: int = 25) -> d
     u, v = np.zeros((m, m)), np.zeros((m, m))
     u[1:-1, 1:-1] = (psi[1:-1, 2:] - psi[1:-1, :-2]) / (2 * h)
     v[1:-1, 1:-1] = -(psi[2:, 1:-1] - psi[:-2, 1:-1]) / (2 * h)
-    u[1:-1, -1] = 1.0  # the lid; its two end nodes belong to the resting side walls
+    u[1:-1, -1] = lid_velocity  # the lid; its two end nodes belong to the resting side walls
     p = _pressure(h, u, v, omega, 1.0 / re)
     fields = {"psi": psi, "omega": omega, "u": u, "v": v, "p": p}
     if not all(np.all(np.isfinite(a)) for a in fields.values()):
@@ -268,7 +283,7 @@ def solve_cavity(re: float, n: int, tol: float = 1e-10, max_iter: int = 25) -> d
 class _Grid:
     """Sparse central-difference operators on the ``(n + 1)^2`` nodes, flattened C-order ``(i, j)``."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, lid_velocity: np.ndarray) -> None:
         h, m = 1.0 / n, n + 1
         ones, eye = np.ones(m), sp.identity(m, format="csr")
         d1 = sp.diags([-ones[:-1], ones[:-1]], [-1, 1], shape=(m, m)) / (2 * h)
@@ -289,7 +304,7 @@ class _Grid:
         cols = np.concatenate([inner for _, inner in walls])
         self.thom = sp.csr_matrix((np.full(rows.size, 2 / h**2), (rows, cols)), shape=(m * m, m * m))
         self.lid = np.zeros(m * m)
-        self.lid[index[1:-1, -1]] = -2.0 / h
+        self.lid[index[1:-1, -1]] = -2.0 * lid_velocity / h
         self.is_wall = np.zeros(m * m, dtype=bool)
         self.is_wall[rows] = True
 
