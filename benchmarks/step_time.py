@@ -11,6 +11,8 @@ summed) on the same uniform random interior points, with the same tanh network
 - ``jets``: our forward-mode jets, eager, same loop;
 - ``jets+compile``: the same loss under ``torch.compile`` (compiled before timing);
 - ``hand-written``: a minimal PyTorch loop with nested ``torch.autograd.grad`` written for the problem;
+- ``hand-written jets+compile`` (Burgers only): forward jets written out by hand for Burgers'
+  three partials, compiled like ours (``baselines/hand_jets.py``): the floor for our jets;
 - ``deepxde`` / ``pina``: their own training step (``benchmarks/baselines/``), when installed;
 - ``lightning`` (``--lightning``, Burgers only): our ``PINNModule`` training loop in a Lightning
   ``Trainer`` with jets + compile, timed between consecutive batch starts.
@@ -72,6 +74,8 @@ PROBLEMS: dict[str, dict] = {
 }
 """The same problems as benchmarks/baselines (DeepXDE, PINA and the hand-written loop)."""
 
+HAND_JETS = "hand-written jets+compile"
+"""Burgers only: the hand-written forward-jet loop of ``baselines/hand_jets.py``, compiled."""
 ORDER = {"burgers": 2, "kdv": 3, "ks": 4, "poisson2d": 2, "ns2d": 2}
 OURS = ("autograd", "jets", "jets+compile")
 CUDA_GRAPHS = "jets+compile+cudagraphs"
@@ -200,6 +204,9 @@ def build(candidate: str, problem: str, points: np.ndarray, width: int, depth: i
         return build_ours(candidate, problem, points, width, depth)
     if candidate == "hand-written":
         return build_hand_written(problem, points, width, depth)
+    if candidate == HAND_JETS:
+        from hand_jets import build as build_hand_jets
+        return build_hand_jets(problem, points, width, depth, DEVICE)
     module = __import__(f"{candidate}_step")
     return module.build(problem, points, width, depth)
 
@@ -326,7 +333,8 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     parser.add_argument("--points", nargs="+", type=int, default=[1000, 10000, 100000])
     parser.add_argument("--candidates", nargs="+", default=None,
-                        help="default: autograd jets jets+compile hand-written and the installed peers")
+                        help="default: autograd jets jets+compile hand-written, 'hand-written jets+compile' "
+                             "(Burgers) and the installed peers")
     parser.add_argument("--width", type=int, default=20)
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
@@ -352,8 +360,8 @@ def main() -> None:
         return
 
     torch._dynamo.config.recompile_limit = 64  # one compiled loss per (problem, points): more than dynamo's default 8
-    candidates = args.candidates or ([*OURS, CUDA_GRAPHS, "hand-written"] if DEVICE.type == "cuda"
-                                     else [*OURS, "hand-written", *installed_peers()])
+    candidates = args.candidates or ([*OURS, CUDA_GRAPHS, "hand-written", HAND_JETS] if DEVICE.type == "cuda"
+                                     else [*OURS, "hand-written", HAND_JETS, *installed_peers()])
     output = Path(args.output or HERE / "results" / ("step_time_cuda.json" if DEVICE.type == "cuda" else "step_time.json"))
     previous = json.loads(output.read_text()) if args.append and output.exists() else {}
     rows = previous.get("rows", [])
