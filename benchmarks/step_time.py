@@ -120,9 +120,15 @@ def build_ours(engine: str, problem_name: str, points: np.ndarray, width: int, d
         options = {"mode": "reduce-overhead"}
     loss_fn = torch.compile(total, dynamic=False, **options) if engine.startswith("jets+compile") else total
 
+    return bare_step(optimizer, lambda: loss_fn(x))
+
+
+def bare_step(optimizer: torch.optim.Optimizer, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], float]:
+    """The bare training step: zero_grad, loss, backward, optimizer step; returns the loss
+    (``item()`` waits for the device, so a step's time includes its GPU work)."""
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(x)
+        loss = loss_fn()
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -148,14 +154,7 @@ def build_hand_written(problem_name: str, points: np.ndarray, width: int, depth:
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     x = torch.as_tensor(points, device=DEVICE).requires_grad_(True)
 
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = sum(r.square().mean() for r in hand_residuals(problem_name, x, net(x)))
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    return step
+    return bare_step(optimizer, lambda: sum(r.square().mean() for r in hand_residuals(problem_name, x, net(x))))
 
 
 class LightningSteps:
@@ -205,8 +204,12 @@ def build(candidate: str, problem: str, points: np.ndarray, width: int, depth: i
     if candidate == "hand-written":
         return build_hand_written(problem, points, width, depth)
     if candidate == HAND_JETS:
-        from hand_jets import build as build_hand_jets
-        return build_hand_jets(problem, points, width, depth, DEVICE)
+        from hand_jets import build_loss
+        built = build_loss(problem, points, width, depth, DEVICE)
+        if built is None:
+            return None
+        loss_fn, parameters = built
+        return bare_step(torch.optim.Adam(parameters, lr=1e-3, fused=True), loss_fn)  # as our candidates
     module = __import__(f"{candidate}_step")
     return module.build(problem, points, width, depth)
 

@@ -5,8 +5,8 @@ No library code: the network's value and the three derivative rows Burgers needs
 features-first layout our jets use, and the loss is compiled the way ``PINNModule(compile=True)``
 compiles ours. It answers how much of our jets' step is the engine's generality rather than the
 arithmetic itself. Same network (and weights) as the hand-written nested-autograd loop in
-``step_time.py``, same points; the optimizer is ``torch.optim.Adam(fused=True)``, as for our
-candidates. Other problems: None (not expressed).
+``step_time.py``, same points; ``step_time.py`` trains it with ``torch.optim.Adam(fused=True)``,
+as our candidates. Other problems: None (not expressed).
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ class BurgersJets:
         return residual.square().mean()
 
 
-def build(problem: str, points: np.ndarray, width: int, depth: int, device: torch.device,
-          lr: float = 1e-3, seed: int = 0) -> Callable[[], float] | None:
-    """One training step of the hand-written compiled jet loop, or None for a problem other than Burgers."""
+def build_loss(problem: str, points: np.ndarray, width: int, depth: int, device: torch.device,
+               seed: int = 0) -> tuple[Callable[[], torch.Tensor], list[torch.Tensor]] | None:
+    """The compiled loss (no arguments: the points are bound) and its parameters, or None for a
+    problem other than Burgers. ``step_time.py`` wraps them in its bare training step."""
     if problem != "burgers":
         return None
     torch.manual_seed(seed)
@@ -57,16 +58,7 @@ def build(problem: str, points: np.ndarray, width: int, depth: int, device: torc
         torch.nn.init.zeros_(linear.bias)
         weights.append(torch.nn.Parameter(linear.weight.detach().to(device)))
         biases.append(torch.nn.Parameter(linear.bias.detach().to(device).unsqueeze(1)))
-    optimizer = torch.optim.Adam([*weights, *biases], lr=lr, fused=True)
     x_t = torch.as_tensor(points, device=device).T.contiguous()  # (2, N): rows x and t
     options = {"options": {"cpp_wrapper": True}} if x_t.device.type == "cpu" else {}
     compiled = torch.compile(BurgersJets(weights, biases).loss, dynamic=False, **options)
-
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        value = compiled(x_t)
-        value.backward()
-        optimizer.step()
-        return value.item()
-
-    return step
+    return (lambda: compiled(x_t)), [*weights, *biases]
