@@ -257,14 +257,16 @@ def _relu(module: nn.ReLU, v: Tensor, order: int) -> list[Tensor]:
 def compose(taylor: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
     """The jet of ``f(h)`` from the Taylor coefficients of ``f`` at the values of ``h`` and the jet of ``h``.
 
-    Every row gets ``f^(1)(v)`` times its own coefficient (one broadcast product); rows of order 2
-    and more add the rest of the multivariate Faa di Bruno sum of :attr:`JetIndex.terms`, written
-    out term by term (products of rows shared): a few fusable elementwise operations.
+    Row ``k`` is ``f^(1)(v)`` times its own coefficient plus, for rows of order 2 and more, the
+    rest of the multivariate Faa di Bruno sum of :attr:`JetIndex.terms`, written out term by
+    term (products of rows shared). Each row is built on its own and the rows are stacked once:
+    under ``torch.compile`` that fuses into one kernel per layer, forward and backward, where
+    scaling all rows at once and splicing in the higher ones (slices and ``cat``) did not,
+    and cost a compiled step several extra passes over the coefficients (README, "Derivative
+    engines").
     """
-    first = taylor[1].unsqueeze(1) * jet.coeffs if len(index) else jet.coeffs
-    m = index.first_higher
-    if m == len(index):
-        return Jet(taylor[0], first)
+    if not len(index):
+        return Jet(taylor[0], jet.coeffs)
     rows = jet.coeffs.unbind(1)
     products: dict[tuple[int, ...], Tensor] = {}
 
@@ -273,9 +275,9 @@ def compose(taylor: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
             products[factors] = rows[factors[0]] if len(factors) == 1 else monomial(factors[:-1]) * rows[factors[-1]]
         return products[factors]
 
-    corrections = []
-    for terms in index.terms[m:]:
-        total = None
+    out = []
+    for k, terms in enumerate(index.terms):
+        total = taylor[1] * rows[k]
         for n, monomials in terms.items():
             if n == 1:
                 continue
@@ -283,11 +285,9 @@ def compose(taylor: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
             for count, factors in monomials:
                 term = monomial(factors) if count == 1 else count * monomial(factors)
                 inner = term if inner is None else inner + term
-            term = taylor[n] * inner
-            total = term if total is None else total + term
-        corrections.append(total)
-    higher = first[:, m:] + (corrections[0].unsqueeze(1) if len(corrections) == 1 else torch.stack(corrections, 1))
-    return Jet(taylor[0], higher if m == 0 else torch.cat([first[:, :m], higher], 1))
+            total = total + taylor[n] * inner
+        out.append(total)
+    return Jet(taylor[0], torch.stack(out, 1))
 
 
 # ----- jet rules per module type ------------------------------------------------------------------
