@@ -87,8 +87,6 @@ class JetIndex:
         """Per row ``k``: ``{n: [(c, (i, j, ...)), ...]}``, so that the coefficient ``k`` of ``f(v + d)`` is
         ``sum_n f^(n)(v)/n! * sum c * d_i * d_j * ...`` over multisets of ``n`` rows adding up to
         ``multi[k]``, ``c`` the number of orderings of the multiset."""
-        self.first_higher = next((k for k, a in enumerate(self.multi) if sum(a) > 1), len(self.multi))
-        """The first row of total order 2 or more (rows are sorted by order)."""
 
     def _faa_di_bruno(self, target: MultiIndex) -> dict[int, list[tuple[float, tuple[int, ...]]]]:
         found: dict[int, list[tuple[float, tuple[int, ...]]]] = {}
