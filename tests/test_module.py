@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from lightning_pinn import MLP, NonFiniteLossError, PINNModule, Problem
+from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.references import BurgersColeHopf
 
 
@@ -82,6 +83,27 @@ def test_loss_is_weighted_sum_of_mean_squared_residuals(burgers_spec):
     with torch.no_grad():
         direct = module(x0)[:, 0] + torch.sin(math.pi * x0[:, 0])
     assert torch.allclose(residuals["initial"].detach(), direct, atol=1e-6)
+
+
+def test_current_points_take_the_asked_device_and_dtype_after_any_replacement(burgers_spec):
+    collocation = Collocation(burgers(burgers_spec, reference=False))
+    points = collocation.current(torch.device("cpu"), torch.float64)
+    assert {v.dtype for v in points.values()} == {torch.float64}
+    assert collocation.current(torch.device("cpu"), torch.float64)["interior"] is points["interior"]  # no copy
+    collocation.replace("interior", points["interior"].float())  # as RAR does
+    assert collocation.current(torch.device("cpu"), torch.float64)["interior"].dtype == torch.float64
+    collocation.points = {k: v.float() for k, v in points.items()}
+    assert {v.dtype for v in collocation.current(torch.device("cpu"), torch.float64).values()} == {torch.float64}
+    assert collocation.current(torch.device("cpu"), torch.float32)["initial"].dtype == torch.float32
+
+
+def test_per_step_attributes_are_plain_and_parameters_still_register(burgers_spec):
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net())
+    module._current_fx_name, module._logged_at = "training_step", 7  # set by Lightning and the step
+    assert (module._current_fx_name, module._logged_at) == ("training_step", 7)
+    count = len(list(module.parameters()))
+    module.extra = torch.nn.Parameter(torch.zeros(2))
+    assert len(list(module.parameters())) == count + 1
 
 
 def test_burgers_residual_matches_hand_written_autograd(burgers_spec):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from lightning_pinn.config import build, build_factory, config_of, is_config, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
@@ -42,13 +42,11 @@ class _Shard(DistributedSampler):
         return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
-class _Steps(IterableDataset):
-    """An endless stream of step numbers: the training 'data' of a PINN, whose points are drawn in the step."""
-
-    def __iter__(self):
-        return itertools.count()
-
-
+PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_logged_at", "_causal_held_at"})
+"""Attributes set at every step that are never parameters, buffers or submodules. Lightning sets
+``_current_fx_name`` around each hook it calls, about 45 times per training step; ``nn.Module.__setattr__``
+checks every assignment against the module's parameters, buffers and submodules first, which costs
+more than the assignment itself (``python benchmarks/lightning_overhead.py``)."""
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
 """Adam with torch's fused kernel: the same update as the for-loop default, one kernel for all parameters."""
 DEFAULT_LBFGS = {
@@ -220,6 +218,13 @@ class PINNModule(pl.LightningModule):
             }
         )
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set plain per-step attributes directly (see ``PLAIN_ATTRIBUTES``); everything else as ``nn.Module`` does."""
+        if name in PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     # ----- the physics -------------------------------------------------------------------------
 
     def forward(self, coords: Tensor) -> Tensor:
@@ -257,7 +262,8 @@ class PINNModule(pl.LightningModule):
             self._balance = self.balancer.weights(known, params=[p for p in self.parameters() if p.requires_grad],
                                                   step=self.global_step, reduce=self._rank_mean())
             known = {k: self._balance[k] * v for k, v in known.items()}
-        return weighted_total(self.problem, known) + sum(extra)
+        total = weighted_total(self.problem, known)
+        return total + sum(extra) if extra else total
 
     def _rank_mean(self) -> Any:
         if self._trainer is None or self.trainer.world_size == 1:
@@ -335,9 +341,13 @@ class PINNModule(pl.LightningModule):
         if self.trainer is not None and self.trainer.world_size > 1:
             self.collocation = Collocation(self.problem, self.sampler, self.seed + self.global_rank)
 
-    def train_dataloader(self) -> DataLoader:
-        """Step numbers only: points are drawn inside the step, on the module's device."""
-        return DataLoader(_Steps(), batch_size=None)
+    def train_dataloader(self) -> Iterator[int]:
+        """An endless stream of step numbers: the points are drawn inside the step, on the module's device.
+
+        A plain iterator, not a ``DataLoader``: Lightning takes any iterable, and a DataLoader's
+        fetch and collate machinery cost tens of microseconds per step for no data.
+        """
+        return itertools.count()
 
     def training_points(self) -> dict[str, Tensor]:
         """The points of this step (redrawn by ``on_train_batch_start`` when due)."""
@@ -349,19 +359,20 @@ class PINNModule(pl.LightningModule):
         prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
         terms = self.compiled_loss_terms(points, self._step_causal_weights())
         loss = self.total_loss(terms)
+        step = self.global_step
         if self.phase == "lbfgs" and self.trainer.world_size > 1:
             # every rank's line search must see the same objective: the mean over ranks. Its gradient
             # is the mean of the local gradients, which is what DDP's reduction makes of them.
             mean = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean")
             loss = loss + (mean - loss.detach())
-        if not torch.isfinite(loss):
-            if self.phase == "lbfgs" and self._logged_at == self.global_step:
+        if not math.isfinite(loss.item()):  # item(): a plain float, cheaper than a tensor isfinite then bool
+            if self.phase == "lbfgs" and self._logged_at == step:
                 # a trial point of the line search, not the step's own point: report +inf, which makes
                 # strong Wolfe bracket and bisect back towards the last good point (NaN would pass as progress)
                 return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
             self._raise_non_finite(terms)
-        if self._logged_at != self.global_step:  # L-BFGS calls this many times per step
-            self._logged_at = self.global_step
+        if self._logged_at != step:  # L-BFGS calls this many times per step
+            self._logged_at = step
             if logs_this_step(self):
                 self._log_step(terms, loss)
         return loss
