@@ -158,10 +158,16 @@ def build_hand_written(problem_name: str, points: np.ndarray, width: int, depth:
 
 
 class LightningSteps:
-    """Our PINNModule in a Lightning Trainer, a few steps per call; times between batch starts."""
+    """Our PINNModule in a Lightning Trainer, a few steps per call; times between batch starts.
+
+    ``interleave``, if given, is run before each Lightning step (inside the first
+    ``on_train_batch_start`` hook) and timed apart: the Lightning step is timed from the end of
+    that call to the next batch start. Comparing the two step by step cancels machine drift.
+    """
 
     def __init__(self, problem_name: str, points: np.ndarray, width: int, depth: int, lr: float = 1e-3,
-                 seed: int = 0, engine: str = "jets", compile: bool = True, log_every_n_steps: int = 50):
+                 seed: int = 0, engine: str = "jets", compile: bool = True, log_every_n_steps: int = 50,
+                 interleave: Callable[[], object] | None = None):
         import lightning.pytorch as pl
 
         problem = _problem(problem_name)
@@ -171,12 +177,20 @@ class LightningSteps:
         self.module.collocation.points = {"interior": torch.as_tensor(points, device=DEVICE)}
         self.module.collocation.drawn_at = 0
         self.starts: list[float] = []
+        self.resumes: list[float] = []
+        self.interleaved: list[float] = []
+        """Seconds of each interleaved call, by step, after :meth:`run` (empty without ``interleave``)."""
         self.log_every_n_steps = log_every_n_steps
         owner = self
 
         class Clock(pl.Callback):
             def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
                 owner.starts.append(time.perf_counter())
+                if interleave is not None:
+                    start = time.perf_counter()
+                    interleave()
+                    owner.interleaved.append(time.perf_counter() - start)
+                owner.resumes.append(time.perf_counter())
 
             def on_train_end(self, trainer, pl_module):
                 owner.starts.append(time.perf_counter())
@@ -184,8 +198,11 @@ class LightningSteps:
         self.clock, self.pl = Clock(), pl
 
     def run(self, steps: int) -> float:
-        """Run ``steps`` more steps (plus one not timed); returns the mean seconds per timed step."""
-        self.starts = []
+        """Run ``steps`` more steps (plus one not timed); returns the mean seconds per timed step.
+
+        With ``interleave``, ``self.interleaved`` then holds the seconds of its calls before the
+        timed steps, one per step, in the same order."""
+        self.starts, self.resumes, self.interleaved = [], [], []
         trainer = self.pl.Trainer(
             accelerator=DEVICE.type, devices=1, max_steps=steps + 1, logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -193,7 +210,9 @@ class LightningSteps:
             log_every_n_steps=self.log_every_n_steps, precision="64-true" if self.dtype == torch.float64 else "32-true",
         )
         trainer.fit(self.module)
-        intervals = np.diff(self.starts[1:])  # from the 2nd batch start on: full loop iterations
+        # from the 2nd batch start on: full loop iterations, each from the end of its interleaved call
+        intervals = np.array(self.starts[2:]) - np.array(self.resumes[1:])
+        self.interleaved = self.interleaved[1:]
         return float(np.mean(intervals))
 
 
