@@ -197,7 +197,7 @@ def loss_terms(
     return {name: r.square().mean() for name, r in residuals(problem, forward, points, params, engine).items()}
 
 
-def weighted_total(problem: Problem, terms: Mapping[str, Tensor]) -> Tensor:
+def weighted_total(problem: Problem, terms: Mapping[str, Tensor]) -> Tensor | int:
     """The weighted sum of loss terms, with the weights of the spec (0 for no terms).
 
     Unit weights multiply nothing and the sum starts at the first term, not at 0: outside a

@@ -90,7 +90,7 @@ def test_current_points_take_the_asked_device_and_dtype_after_any_replacement(bu
     points = collocation.current(torch.device("cpu"), torch.float64)
     assert {v.dtype for v in points.values()} == {torch.float64}
     assert collocation.current(torch.device("cpu"), torch.float64)["interior"] is points["interior"]  # no copy
-    collocation.replace("interior", points["interior"].float())  # as RAR does
+    collocation.points["interior"] = points["interior"].float()  # as RAR does
     assert collocation.current(torch.device("cpu"), torch.float64)["interior"].dtype == torch.float64
     collocation.points = {k: v.float() for k, v in points.items()}
     assert {v.dtype for v in collocation.current(torch.device("cpu"), torch.float64).values()} == {torch.float64}

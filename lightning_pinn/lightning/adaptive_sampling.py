@@ -194,7 +194,7 @@ class _ResidualSampling(pl.Callback):
             new = self._refine(pl_module, points[self.point_set], step)
             self.done_at = step
             if new is not None:
-                collocation.replace(self.point_set, new)
+                collocation.points[self.point_set] = new
                 if pl_module.phase == "lbfgs":  # a new objective: the curvature history no longer holds
                     for optimizer in trainer.optimizers:
                         optimizer.state.clear()

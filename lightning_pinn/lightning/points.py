@@ -29,7 +29,7 @@ class Collocation:
             name: spec.source(method, seed + 1000 * k)
             for k, (name, spec) in enumerate(problem.point_sets.items())
         }
-        self.points = None
+        self.points: dict[str, Tensor] | None = None
         self.drawn_at = -1
         self.draws = 0
         """How many times the points were (re)drawn."""
@@ -37,23 +37,6 @@ class Collocation:
     def draw(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
         """A fresh draw of every point set, ``{name: (n, n_coords)}``; the current points do not change."""
         return {name: torch.as_tensor(source.sample(), dtype=dtype, device=device) for name, source in self.sources.items()}
-
-    @property
-    def points(self) -> dict[str, Tensor] | None:
-        """The current points ``{name: (n, n_coords)}``, or None before the first draw.
-
-        Replace a point set with :meth:`replace` (or assign a whole new dict), so that
-        :meth:`current` knows to check their device and dtype again.
-        """
-        return self._points
-
-    @points.setter
-    def points(self, points: dict[str, Tensor] | None) -> None:
-        self._points, self._placed = points, None
-
-    def replace(self, name: str, points: Tensor) -> None:
-        """Make ``points`` the current points of point set ``name``."""
-        self._points[name], self._placed = points, None
 
     def due(self, step: int, every: int) -> bool:
         """Whether step ``step`` needs new points: none yet, or a multiple of ``every`` (0: never) not yet drawn."""
@@ -69,9 +52,8 @@ class Collocation:
         """The current points on ``device`` and ``dtype`` (drawn now if there are none)."""
         if self.points is None:
             return self.redraw(max(self.drawn_at, 0), device, dtype)
-        if self._placed != (device, dtype):  # moved once, not at every step (it runs in every training step)
+        if any(v.dtype != dtype or v.device != device for v in self.points.values()):  # else no new dict
             self.points = {k: v.to(device, dtype) for k, v in self.points.items()}
-            self._placed = (device, dtype)
         return self.points
 
     def state_dict(self) -> dict[str, Any]:
