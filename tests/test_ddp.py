@@ -31,6 +31,7 @@ def test_ddp_cpu_two_processes(tmp_path):
     result = subprocess.run([sys.executable, "train.py", *overrides], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
+    assert "optimizer steps taken in training_step (manual optimization)" in result.stdout + result.stderr
 
     points = [torch.load(probe / f"points_rank{r}_of2.pt") for r in (0, 1)]
     assert points[0]["interior"].shape == points[1]["interior"].shape == (128, 2)

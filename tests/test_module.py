@@ -118,12 +118,14 @@ def test_burgers_residual_matches_hand_written_autograd(burgers_spec):
     assert torch.allclose(got, expected, atol=1e-6)
 
 
-def test_lbfgs_switch_logs_once_per_optimizer_step(tmp_path, burgers_spec):
+@pytest.mark.parametrize("optimization", ["manual", "automatic"])
+def test_lbfgs_switch_logs_once_per_optimizer_step(tmp_path, burgers_spec, optimization):
     module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=4,
-                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 5, "line_search_fn": "strong_wolfe"})
+                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 5, "line_search_fn": "strong_wolfe"},
+                        optimization=optimization)
     calls = []
-    original = module.training_step
-    module.training_step = lambda *a, **k: calls.append(module.global_step) or original(*a, **k)
+    original = module.training_loss  # one call per loss evaluation, under either optimization loop
+    module.training_loss = lambda: calls.append(module.global_step) or original()
     logger = RecordingLogger()
     trainer = small_trainer(tmp_path, max_steps=8, logger=logger, log_every_n_steps=1)
     trainer.fit(module)

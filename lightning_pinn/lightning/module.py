@@ -16,6 +16,13 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from lightning_pinn.config import build, build_factory, config_of, is_config, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.lightning.metrics import RelativeL2Error
+from lightning_pinn.lightning.optimization import (
+    OPTIMIZATION,
+    carry_step_count,
+    check_manual_schedulers,
+    step_schedulers,
+    why_automatic,
+)
 from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.lightning.step_logging import logs_this_step
 from lightning_pinn.losses import CausalWeighting, FixedWeights, build_balancer
@@ -106,6 +113,13 @@ class PINNModule(pl.LightningModule):
         causal: causal weighting of the equations over time chunks (Wang, Sankaran, Perdikaris 2022):
             ``{"chunks": 32, "epsilon": 1.0}`` or a :class:`~lightning_pinn.losses.CausalWeighting`;
             needs a time coordinate. The last chunk's weight is logged as ``train/causal_min_weight``.
+        optimization: who takes the optimizer step. ``manual``: :meth:`training_step` calls
+            ``optimizer.step(closure)`` and steps the schedulers itself (Lightning's manual optimization,
+            which skips the per-step machinery of the automatic loop); ``automatic``: Lightning's
+            automatic loop. ``auto`` takes ``manual`` unless something needs the automatic loop (gradient
+            clipping or accumulation, an overridden ``training_step`` or optimizer hook, some callbacks;
+            see ``lightning_pinn.lightning.optimization``), and says once which it runs and why. Both
+            give the same updates. Setting ``module.automatic_optimization`` overrides it, as in Lightning.
 
     Methods a subclass overrides:
         ``forward(coords)``: fields at points (default ``net(coords)``); use it for output
@@ -139,8 +153,13 @@ class PINNModule(pl.LightningModule):
         compile: bool | Mapping[str, Any] = False,
         balancing: Any = None,
         causal: CausalWeighting | Mapping[str, Any] | None = None,
+        optimization: str = "auto",
     ):
         super().__init__()
+        if optimization not in OPTIMIZATION:
+            raise ValueError(f"optimization: expected one of {list(OPTIMIZATION)} but got {optimization!r}")
+        self.optimization = optimization
+        self._automatic: bool | None = {"auto": None, "automatic": True, "manual": False}[optimization]
         if problem is None:
             raise ValueError("problem: this checkpoint holds no problem config; pass problem=... to load_from_checkpoint")
         if net is None:
@@ -215,6 +234,7 @@ class PINNModule(pl.LightningModule):
                 "compile": to_plain(compile),
                 "balancing": config_of(balancing),
                 "causal": config_of(causal),
+                "optimization": optimization,
             }
         )
 
@@ -224,6 +244,30 @@ class PINNModule(pl.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    @property
+    def automatic_optimization(self) -> bool:
+        """Whether Lightning's automatic loop takes the optimizer steps (see ``optimization``); chosen per trainer."""
+        if self._automatic is None:
+            if self._trainer is None:
+                return True
+            reason = why_automatic(self, PINNModule, self._trainer)
+            self._automatic = reason is not None
+            rank_zero_info("lightning-pinn: optimizer steps taken in training_step (manual optimization)"
+                           if reason is None else f"lightning-pinn: Lightning's automatic optimization, as {reason}")
+        return self._automatic
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, automatic: bool) -> None:
+        self.optimization = "automatic" if automatic else "manual"
+        self._automatic = bool(automatic)
+
+    @pl.LightningModule.trainer.setter
+    def trainer(self, trainer: pl.Trainer | None) -> None:
+        """Attach ``trainer``; with ``optimization="auto"`` the loop is chosen again for it."""
+        pl.LightningModule.trainer.fset(self, trainer)
+        if self.__dict__.get("optimization") == "auto":
+            self._automatic = None
 
     # ----- the physics -------------------------------------------------------------------------
 
@@ -354,7 +398,30 @@ class PINNModule(pl.LightningModule):
         return self.collocation.current(self.device, self.dtype)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Weighted residual loss on this step's points; terms are logged on the steps the loggers write (``logs_this_step``)."""
+        """Weighted residual loss on this step's points; terms are logged on the steps the loggers write (``logs_this_step``).
+
+        Under manual optimization (see ``optimization``) the step also zeroes the gradients, runs
+        ``manual_backward`` and the optimizer's step (through a closure, which L-BFGS calls many
+        times) and steps the schedulers; it returns the detached loss of the last evaluation.
+        """
+        if self.automatic_optimization:
+            return self.training_loss()
+        optimizer = self.optimizers()
+        last = []
+
+        def closure() -> Tensor:
+            loss = self.training_loss()
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            last.append(loss)
+            return loss
+
+        optimizer.step(closure)
+        step_schedulers(self, batch_idx)
+        return last[-1].detach()
+
+    def training_loss(self) -> Tensor:
+        """One evaluation of the weighted residual loss on this step's points (L-BFGS makes several per step)."""
         points = self.training_points()
         prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
         terms = self.compiled_loss_terms(points, self._step_causal_weights())
@@ -412,6 +479,11 @@ class PINNModule(pl.LightningModule):
             "Checkpoints saved before this step are kept. Try a smaller learning rate, float64 "
             "(trainer.precision=64-true), or smaller loss weights."
         )
+
+    def on_train_start(self) -> None:
+        """Under manual optimization, refuse schedulers that only Lightning's automatic loop would step."""
+        if not self.automatic_optimization:
+            check_manual_schedulers(self.trainer)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Switch to L-BFGS at ``lbfgs_from_step``; redraw points every ``resample_every`` steps.
@@ -533,7 +605,10 @@ class PINNModule(pl.LightningModule):
                                         "causal": None if self.causal is None else self.causal.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built."""
+        """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built; carry the step count
+        over from the other optimization loop if the checkpoint was written under it."""
+        if self._trainer is not None:
+            carry_step_count(checkpoint, self.automatic_optimization)
         state = checkpoint.get("lightning_pinn")
         if state:
             self.phase = state["phase"]
