@@ -3,14 +3,22 @@ and ``auto`` must keep the automatic loop wherever something depends on it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import torch
 from conftest import small_trainer
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    Callback,
+    GradientAccumulationScheduler,
+    ModelCheckpoint,
+    StochasticWeightAveraging,
+)
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_pinn import MLP, PhysicsLoss, PINNModule, Problem
-from lightning_pinn.lightning.optimization import carry_step_count, why_automatic
+from lightning_pinn.lightning.optimization import AUTOMATIC_ONLY_HOOKS, carry_step_count, why_automatic
 
 LBFGS = {"_target_": "torch.optim.LBFGS", "max_iter": 4, "line_search_fn": "strong_wolfe"}
 HALVING = {"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 2, "gamma": 0.5}
@@ -53,12 +61,13 @@ class ZeroGradCounter(Callback):
         self.calls += 1
 
 
-def test_manual_and_automatic_loops_give_identical_updates_through_schedulers_and_lbfgs(tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "64-true"])
+def test_manual_and_automatic_loops_give_identical_updates_through_schedulers_and_lbfgs(tmp_path, precision):
     runs = {}
     for optimization in ("manual", "automatic"):
         m = module(optimization=optimization, scheduler=HALVING, lbfgs_from_step=5, lbfgs=LBFGS)
         counting = Counting()
-        trainer = small_trainer(tmp_path, max_steps=8, callbacks=[counting])
+        trainer = small_trainer(tmp_path, max_steps=8, callbacks=[counting], precision=precision)
         trainer.fit(m)
         assert m.automatic_optimization is (optimization == "automatic")
         assert trainer.global_step == 8 and m.phase == "lbfgs"
@@ -85,36 +94,72 @@ def test_auto_takes_the_manual_step_on_a_plain_trainer(tmp_path):
     assert why_automatic(m, PINNModule, trainer) is None
 
 
-class OwnOptimizerStep(PINNModule):
-    def optimizer_step(self, *args, **kwargs):
-        super().optimizer_step(*args, **kwargs)
-
-
-class OwnTrainingStep(PINNModule):
-    def training_step(self, batch, batch_idx):
-        return super().training_step(batch, batch_idx) * 1.0
+class OwnStrategy(SingleDeviceStrategy):
+    """A strategy subclass: the manual step is only used under the strategies it is known to work with."""
 
 
 @pytest.mark.parametrize(
-    ("cls", "trainer_options", "reason"),
+    ("trainer_options", "reason"),
     [
-        (PINNModule, {"gradient_clip_val": 1.0}, "clips gradients"),
-        (PINNModule, {"accumulate_grad_batches": 2}, "accumulates gradients"),
-        (PINNModule, {"callbacks": [ZeroGradCounter()]}, "ZeroGradCounter callback has an on_before_zero_grad"),
-        (PINNModule, {"callbacks": [ModelCheckpoint(every_n_train_steps=5)], "enable_checkpointing": True},
+        ({"gradient_clip_val": 1.0}, "clips gradients"),
+        ({"accumulate_grad_batches": 2}, "accumulates gradients"),
+        ({"profiler": "simple"}, "profiles (SimpleProfiler)"),
+        ({"precision": "bf16-mixed"}, "the precision is bf16-mixed"),
+        ({"strategy": OwnStrategy(torch.device("cpu"))}, "the strategy is OwnStrategy"),
+        ({"callbacks": [ZeroGradCounter()]}, "ZeroGradCounter callback has an on_before_zero_grad"),
+        ({"callbacks": [GradientAccumulationScheduler({0: 1})]}, "GradientAccumulationScheduler callback"),
+        ({"callbacks": [StochasticWeightAveraging(1e-3)]}, "StochasticWeightAveraging callback"),
+        ({"callbacks": [PhysicsLoss(heat())]}, "PhysicsLoss callback"),
+        ({"callbacks": [ModelCheckpoint(every_n_train_steps=5)], "enable_checkpointing": True},
          "every n training steps"),
-        (PINNModule, {"callbacks": [PhysicsLoss(heat())]}, "PhysicsLoss callback"),
-        (OwnOptimizerStep, {}, "OwnOptimizerStep.optimizer_step is overridden"),
-        (OwnTrainingStep, {}, "OwnTrainingStep.training_step is overridden"),
+        ({"callbacks": [ModelCheckpoint(train_time_interval=timedelta(minutes=1))], "enable_checkpointing": True},
+         "or by time"),
     ],
 )
-def test_auto_keeps_the_automatic_loop_where_something_needs_it(tmp_path, cls, trainer_options, reason):
-    torch.manual_seed(0)
-    m = cls(heat(), MLP(2, 1, width=8, depth=2))
+def test_auto_keeps_the_automatic_loop_for_trainers_that_need_it(tmp_path, trainer_options, reason):
+    m = module()
     trainer = small_trainer(tmp_path, **trainer_options)
     assert reason in why_automatic(m, PINNModule, trainer)
     m.trainer = trainer
     assert m.automatic_optimization is True
+    m.trainer = small_trainer(tmp_path)  # and takes the manual step again on a plain trainer
+    assert m.automatic_optimization is False
+
+
+@pytest.mark.parametrize("hook", AUTOMATIC_ONLY_HOOKS)
+def test_auto_keeps_the_automatic_loop_for_subclasses_that_override_its_hooks(tmp_path, hook):
+    def passing_through(self, *args, **kwargs):
+        return getattr(super(subclass, self), hook)(*args, **kwargs)
+
+    subclass = type("Own", (PINNModule,), {hook: passing_through})
+    torch.manual_seed(0)
+    m = subclass(heat(), MLP(2, 1, width=8, depth=2))
+    trainer = small_trainer(tmp_path, max_steps=2)
+    assert why_automatic(m, PINNModule, trainer) == f"Own.{hook} is overridden"
+    trainer.fit(m)
+    assert m.automatic_optimization is True and trainer.global_step == 2
+
+
+def test_auto_keeps_the_automatic_loop_for_a_training_step_replaced_on_the_instance(tmp_path):
+    m = module()
+    m.training_step = lambda batch, batch_idx: 2.0 * PINNModule.training_step(m, batch, batch_idx)
+    trainer = small_trainer(tmp_path, max_steps=2)
+    trainer.fit(m)
+    assert m.automatic_optimization is True
+
+
+class PatchingCallback(Callback):
+    """Replaces the module's training_step at setup, after the optimization loop was chosen."""
+
+    def setup(self, trainer, pl_module, stage):
+        original = pl_module.training_step
+        pl_module.training_step = lambda batch, batch_idx: 2.0 * original(batch, batch_idx)
+
+
+def test_a_training_step_replaced_after_auto_chose_manual_is_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="training_step was replaced on the instance after optimization='auto' "
+                                           "chose manual optimization"):
+        small_trainer(tmp_path, callbacks=[PatchingCallback()]).fit(module())
 
 
 def test_auto_chooses_again_for_each_trainer(tmp_path):
@@ -162,6 +207,12 @@ class EpochScheduler(PINNModule):
                                                          "interval": "epoch"}}
 
 
+def test_manual_step_refuses_reduce_on_plateau(tmp_path):
+    m = module(scheduler={"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau"})
+    with pytest.raises(RuntimeError, match="a scheduler has ReduceLROnPlateau"):
+        small_trainer(tmp_path).fit(m)
+
+
 def test_manual_step_refuses_a_scheduler_it_would_not_step(tmp_path):
     torch.manual_seed(0)
     m = EpochScheduler(heat(), MLP(2, 1, width=8, depth=2), optimization="manual")
@@ -182,6 +233,20 @@ def test_resuming_under_the_other_loop_goes_on_from_the_saved_step(tmp_path, fir
     trainer = small_trainer(tmp_path, max_steps=9)
     trainer.fit(resumed, ckpt_path=tmp_path / "six.ckpt")
     assert steps == [6, 7, 8] and trainer.global_step == 9
+
+
+def test_switching_loops_twice_still_resumes_at_the_saved_step(tmp_path):
+    previous, saved_at = None, 0
+    for optimization, max_steps in (("manual", 3), ("automatic", 5), ("manual", 8), ("automatic", 10)):
+        m = module(optimization=optimization)
+        steps = []
+        original = m.training_loss  # one evaluation per Adam step
+        m.training_loss = lambda: steps.append(m.global_step) or original()
+        trainer = small_trainer(tmp_path, max_steps=max_steps)
+        trainer.fit(m, ckpt_path=previous)
+        assert steps == list(range(saved_at, max_steps)) and trainer.global_step == max_steps
+        previous, saved_at = tmp_path / f"{max_steps}.ckpt", max_steps
+        trainer.save_checkpoint(previous)
 
 
 def test_carry_step_count_leaves_checkpoints_without_loops_alone():

@@ -19,7 +19,7 @@ from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.optimization import (
     OPTIMIZATION,
     carry_step_count,
-    check_manual_schedulers,
+    check_manual_step,
     step_schedulers,
     why_automatic,
 )
@@ -253,8 +253,9 @@ class PINNModule(pl.LightningModule):
                 return True
             reason = why_automatic(self, PINNModule, self._trainer)
             self._automatic = reason is not None
-            rank_zero_info("lightning-pinn: optimizer steps taken in training_step (manual optimization)"
-                           if reason is None else f"lightning-pinn: Lightning's automatic optimization, as {reason}")
+            if self._trainer.state.fn == "fit":
+                rank_zero_info(f"lightning-pinn: Lightning's automatic optimization, as {reason}" if reason
+                               else "lightning-pinn: optimizer steps taken in training_step (manual optimization)")
         return self._automatic
 
     @automatic_optimization.setter
@@ -481,9 +482,9 @@ class PINNModule(pl.LightningModule):
         )
 
     def on_train_start(self) -> None:
-        """Under manual optimization, refuse schedulers that only Lightning's automatic loop would step."""
+        """Under manual optimization, refuse what it would silently drop (``check_manual_step``)."""
         if not self.automatic_optimization:
-            check_manual_schedulers(self.trainer)
+            check_manual_step(self, self.trainer, chosen=self.optimization == "auto")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Switch to L-BFGS at ``lbfgs_from_step``; redraw points every ``resample_every`` steps.

@@ -18,7 +18,10 @@ import copy
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import GradientAccumulationScheduler, ModelCheckpoint, StochasticWeightAveraging
+from lightning.pytorch.plugins.precision import DoublePrecision, Precision
+from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from lightning_pinn.lightning.physics_loss import PhysicsLoss
@@ -37,20 +40,33 @@ _MANUAL_STEPS = "epoch_loop.manual_optimization.optim_step_progress"
 def why_automatic(module: pl.LightningModule, base: type, trainer: pl.Trainer) -> str | None:
     """Why ``module`` (a subclass of ``base``) needs Lightning's automatic loop under ``trainer``; None if it does not.
 
-    The automatic loop is kept when a subclass overrides a hook of ``AUTOMATIC_ONLY_HOOKS``,
-    the trainer clips gradients or accumulates batches, the strategy is not single-device or
-    plain DDP, or a callback relies on the automatic loop: one with an ``on_before_zero_grad``
-    hook, gradient-accumulation scheduling, stochastic weight averaging, ``PhysicsLoss`` (it adds
-    to the loss the step returns), or a ``ModelCheckpoint`` that saves every n training steps or by
-    time (Lightning treats those differently under manual optimization).
+    The automatic loop is kept when:
+
+    - a subclass overrides a hook of ``AUTOMATIC_ONLY_HOOKS``, or ``training_step`` is replaced on
+      the instance (what it returns would not be the loss that is stepped);
+    - the trainer clips gradients, accumulates batches, or profiles (the profiler's sections differ);
+    - the precision is not ``32-true`` or ``64-true``: under a mixed or half precision the manual
+      step would run backward and the optimizer inside the autocast or half-dtype context, which
+      changes the updates;
+    - the strategy is not single-device or plain DDP;
+    - a callback relies on the automatic loop: one with an ``on_before_zero_grad`` hook,
+      gradient-accumulation scheduling, stochastic weight averaging, ``PhysicsLoss`` (it adds to
+      the loss the step returns), or a ``ModelCheckpoint`` that saves every n training steps or by
+      time (Lightning treats those differently under manual optimization).
     """
     for hook in AUTOMATIC_ONLY_HOOKS:
         if getattr(type(module), hook) is not getattr(base, hook):
             return f"{type(module).__name__}.{hook} is overridden"
+    if "training_step" in module.__dict__:
+        return "training_step is replaced on the instance"
     if trainer.gradient_clip_val:
         return f"the trainer clips gradients (gradient_clip_val={trainer.gradient_clip_val})"
     if trainer.accumulate_grad_batches != 1:
         return f"the trainer accumulates gradients (accumulate_grad_batches={trainer.accumulate_grad_batches})"
+    if type(trainer.precision_plugin) not in (Precision, DoublePrecision):
+        return f"the precision is {trainer.precision}"
+    if not isinstance(trainer.profiler, PassThroughProfiler):
+        return f"the trainer profiles ({type(trainer.profiler).__name__})"
     if type(trainer.strategy) not in (SingleDeviceStrategy, DDPStrategy):
         return f"the strategy is {type(trainer.strategy).__name__}"
     for callback in trainer.callbacks:
@@ -66,15 +82,24 @@ def why_automatic(module: pl.LightningModule, base: type, trainer: pl.Trainer) -
     return None
 
 
-def check_manual_schedulers(trainer: pl.Trainer) -> None:
-    """Refuse learning-rate schedulers that a manually optimized ``PINNModule`` would not step.
+def check_manual_step(module: pl.LightningModule, trainer: pl.Trainer, chosen: bool) -> None:
+    """Refuse what a manually optimized ``PINNModule`` would silently drop, once the run is set up.
 
     Its own scheduler is stepped every step; a callback may add others (an epoch interval, or
-    ``ReduceLROnPlateau``), which only Lightning's automatic loop steps.
+    ``ReduceLROnPlateau``, which needs a monitored value), which only Lightning's automatic loop
+    steps. When ``auto`` ``chose`` manual optimization, a ``training_step`` replaced on the instance
+    since (by a callback's ``setup``, say) may change the returned loss, which would not be stepped.
     """
+    if chosen and "training_step" in module.__dict__:
+        raise RuntimeError(
+            "optimization: training_step was replaced on the instance after optimization='auto' chose manual "
+            "optimization (the optimizer steps inside PINNModule.training_step, so a changed return value would "
+            "be ignored); pass optimization='automatic'"
+        )
     for config in trainer.lr_scheduler_configs:
-        if config.interval != "step" or config.reduce_on_plateau:
-            kind = "ReduceLROnPlateau" if config.reduce_on_plateau else f"interval={config.interval!r}"
+        plateau = config.reduce_on_plateau or isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        if config.interval != "step" or plateau:
+            kind = "ReduceLROnPlateau" if plateau else f"interval={config.interval!r}"
             raise RuntimeError(
                 f"optimization: PINNModule takes its own optimizer steps here (manual optimization) and steps "
                 f"schedulers with interval='step' only, but a scheduler has {kind} "
@@ -94,9 +119,10 @@ def carry_step_count(checkpoint: dict[str, Any], automatic: bool) -> None:
 
     Lightning counts optimizer steps (``global_step``) in one progress tracker per loop and reads
     the one of the current loop, so a checkpoint written by the automatic loop would resume at
-    step 0 under the manual one, and the other way round. When the tracker of this run's loop is
-    empty and the other is not, its counts are copied over (in the checkpoint dict, before
-    Lightning loads the loops). Checkpoints without loop state are left alone.
+    step 0 under the manual one, and the other way round; and only the active tracker moves, so after
+    a run that changed loops the other one is behind. When the other tracker has counted more
+    steps than this run's, its counts are copied over (in the checkpoint dict, before Lightning
+    loads the loops). Checkpoints without loop state are left alone.
     """
     try:
         fit_loop = checkpoint["loops"]["fit_loop"]
@@ -105,7 +131,7 @@ def carry_step_count(checkpoint: dict[str, Any], automatic: bool) -> None:
         counts = automatic_steps["total"]["completed"], manual_steps["total"]["completed"]
     except (KeyError, TypeError):
         return
-    if automatic and counts[0] == 0 and counts[1] > 0:
+    if automatic and counts[1] > counts[0]:
         fit_loop[_AUTOMATIC_STEPS]["optimizer"]["step"] = copy.deepcopy(manual_steps)
-    elif not automatic and counts[1] == 0 and counts[0] > 0:
+    elif not automatic and counts[0] > counts[1]:
         fit_loop[_MANUAL_STEPS] = copy.deepcopy(automatic_steps)
