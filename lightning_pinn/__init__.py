@@ -5,6 +5,7 @@ The data path of a step, one module each: ``problem`` (the spec) -> ``geometry``
 loss terms) -> ``lightning`` (``PINNModule``, logging, callbacks).
 """
 
+from lightning_pinn.allowlist import trust
 from lightning_pinn.derivatives import Derivatives, hessian, jacobian, partial
 from lightning_pinn.derivatives.jets import register_activation, register_jet_rule
 from lightning_pinn.geometry import (
@@ -40,6 +41,6 @@ __all__ = [
     "ReLoBRaLo", "Union", "Derivatives", "Evaluation", "ExpressionError", "FourierFeatures", "InputScaling", "MLP",
     "NonFiniteLossError", "PhysicsLoss", "PINNModule", "PointSource", "Problem", "RelativeL2Error", "Residual",
     "Sampler", "SolutionFigure", "compile_expression", "hessian", "jacobian", "loss_terms", "partial",
-    "register_activation", "register_jet_rule", "residuals",
+    "register_activation", "register_jet_rule", "residuals", "trust",
 ]
 __version__ = "0.1.0"

@@ -25,6 +25,7 @@ from lightning_pinn.derivatives.jets import (
     sin_cos,
     sin_taylor,
 )
+from lightning_pinn.errors import ConfigError
 
 
 class Sin(nn.Module):
@@ -63,7 +64,7 @@ class InputScaling(nn.Module):
         lo = torch.tensor([float(b[0]) for b in bounds])
         hi = torch.tensor([float(b[1]) for b in bounds])
         if torch.any(hi <= lo):
-            raise ValueError(f"Expected bounds with lo < hi but got {[list(b) for b in bounds]}")
+            raise ConfigError(f"Expected bounds with lo < hi but got {[list(b) for b in bounds]}")
         self.register_buffer("centre", (hi + lo) / 2)
         self.register_buffer("half_width", (hi - lo) / 2)
 
@@ -83,22 +84,22 @@ def _periods(periods: Any, in_features: int, key: str) -> list[float | None]:
         aligned: list[Any] = [None] * in_features
         for column, period in periods.items():
             if isinstance(column, bool) or not isinstance(column, int) or not 0 <= column < in_features:
-                raise ValueError(f"{key}: expected column indices in 0..{in_features - 1} as keys "
+                raise ConfigError(f"{key}: expected column indices in 0..{in_features - 1} as keys "
                                  f"but got {column!r} in {dict(periods)}")
             aligned[column] = period
     elif isinstance(periods, Sequence) and not isinstance(periods, str):
         aligned = list(periods)
         if len(aligned) != in_features:
-            raise ValueError(f"{key}: expected {in_features} entries (a period or null per input) "
+            raise ConfigError(f"{key}: expected {in_features} entries (a period or null per input) "
                              f"but got {len(aligned)}: {aligned}")
     else:
-        raise ValueError(f"{key}: expected a list with a period or null per input, or {{column: period}}, "
+        raise ConfigError(f"{key}: expected a list with a period or null per input, or {{column: period}}, "
                          f"but got {periods!r}")
     for period in aligned:
         if period is None:
             continue
         if isinstance(period, bool) or not isinstance(period, (int, float)) or not 0 < period < math.inf:
-            raise ValueError(f"{key}: expected positive finite periods but got {period!r} in {aligned}")
+            raise ConfigError(f"{key}: expected positive finite periods but got {period!r} in {aligned}")
     return [None if p is None else float(p) for p in aligned]
 
 
@@ -128,7 +129,7 @@ class PeriodicEmbedding(nn.Module):
     def __init__(self, in_features: int, periods: Sequence[float | None] | Mapping[int, float], harmonics: int = 1):
         super().__init__()
         if isinstance(harmonics, bool) or not isinstance(harmonics, int) or harmonics < 1:
-            raise ValueError(f"Expected harmonics to be a positive integer but got {harmonics!r}")
+            raise ConfigError(f"harmonics: expected a positive integer but got {harmonics!r}")
         self.periods = _periods(periods, in_features, "periods")
         self.harmonics = harmonics
         self.periodic_columns = [j for j, p in enumerate(self.periods) if p is not None]
@@ -175,7 +176,7 @@ class FourierFeatures(nn.Module):
     def __init__(self, in_features: int, features: int, scale: float = 1.0):
         super().__init__()
         if not scale > 0:
-            raise ValueError(f"Expected a positive Fourier feature scale but got {scale}")
+            raise ConfigError(f"Expected a positive Fourier feature scale but got {scale}")
         self.register_buffer("frequencies", 2 * math.pi * scale * torch.randn(in_features, features))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -218,7 +219,7 @@ class FactorizedLinear(nn.Module):
         if weight is None:
             weight = nn.init.xavier_normal_(torch.empty(out_features, in_features))
         elif tuple(weight.shape) != (out_features, in_features):
-            raise ValueError(f"Expected a weight of shape {(out_features, in_features)} but got {tuple(weight.shape)}")
+            raise ConfigError(f"Expected a weight of shape {(out_features, in_features)} but got {tuple(weight.shape)}")
         weight = weight.detach()
         self.in_features, self.out_features = in_features, out_features
         s = mean + std * torch.randn(out_features, dtype=weight.dtype, device=weight.device)
@@ -251,9 +252,9 @@ def _factorized_jet(module: FactorizedLinear, jet: Jet, index: JetIndex, path: s
 def _check_factorization(mean: Any, std: Any) -> tuple[float, float]:
     for key, value in (("mean", mean), ("std", std)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"weight_factorization.{key}: expected a finite number but got {value!r}")
+            raise ConfigError(f"weight_factorization.{key}: expected a finite number but got {value!r}")
     if std < 0:
-        raise ValueError(f"weight_factorization.std: expected std >= 0 but got {std!r}")
+        raise ConfigError(f"weight_factorization.std: expected std >= 0 but got {std!r}")
     return float(mean), float(std)
 
 
@@ -305,9 +306,9 @@ class ModifiedMLPLayers(nn.Module):
     def __init__(self, in_features: int, out_features: int, width: int, depth: int, activation: str = "tanh"):
         super().__init__()
         if depth < 2:
-            raise ValueError(f"Expected depth >= 2 for the modified MLP (depth 1 has no gated layer) but got {depth}")
+            raise ConfigError(f"depth: expected at least 2 for the modified MLP (depth 1 has no gated layer) but got {depth}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"Expected activation to be one of {sorted(ACTIVATIONS)} but got {activation!r}")
+            raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)} but got {activation!r}")
         self.encoder_u = _xavier_linear(in_features, width)
         self.encoder_v = _xavier_linear(in_features, width)
         self.hidden = nn.ModuleList([_xavier_linear(in_features, width)]
@@ -359,7 +360,7 @@ def _plain_layers(in_features: int, out_features: int, width: int, depth: int, a
 def _modified_layers(in_features: int, out_features: int, width: int, depth: int, activation: str,
                      residual: bool) -> nn.Module:
     if residual:
-        raise ValueError("Expected residual=False with architecture='modified' (its gates already "
+        raise ConfigError("Expected residual=False with architecture='modified' (its gates already "
                          "connect every layer to the input) but got residual=True")
     return ModifiedMLPLayers(in_features, out_features, width, depth, activation)
 
@@ -377,10 +378,10 @@ def _weight_factorization(value: Any) -> dict[str, float] | None:
     if value is True:
         value = {}
     if not isinstance(value, Mapping):
-        raise ValueError(f"Expected weight_factorization to be null, true or {{mean: ..., std: ...}} but got {value!r}")
+        raise ConfigError(f"weight_factorization: expected null, true or {{mean: ..., std: ...}} but got {value!r}")
     unknown = sorted(set(value) - {"mean", "std"})
     if unknown:
-        raise ValueError(f"weight_factorization: unknown keys {unknown}; expected mean and std")
+        raise ConfigError(f"weight_factorization: unknown keys {unknown}; expected mean and std")
     mean, std = _check_factorization(value.get("mean", 1.0), value.get("std", 0.1))
     return {"mean": mean, "std": std}
 
@@ -445,19 +446,19 @@ class MLP(nn.Module):
         super().__init__()
         for key, value in (("in_features", in_features), ("out_features", out_features), ("width", width), ("depth", depth)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {key} to be a positive integer but got {value!r}")
+                raise ConfigError(f"{key}: expected a positive integer but got {value!r}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"Expected activation to be one of {sorted(ACTIVATIONS)} but got {activation!r}")
+            raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)} but got {activation!r}")
         if isinstance(fourier_features, bool) or not isinstance(fourier_features, int) or fourier_features < 0:
-            raise ValueError(f"Expected fourier_features to be a non-negative integer but got {fourier_features!r}")
+            raise ConfigError(f"fourier_features: expected a non-negative integer but got {fourier_features!r}")
         if bounds is not None and len(bounds) != in_features:
-            raise ValueError(f"Expected {in_features} bounds (one per input) but got {len(bounds)}")
+            raise ConfigError(f"Expected {in_features} bounds (one per input) but got {len(bounds)}")
         if architecture not in ARCHITECTURES:
-            raise ValueError(f"Expected architecture to be one of {list(ARCHITECTURES)} but got {architecture!r}")
+            raise ConfigError(f"architecture: expected one of {list(ARCHITECTURES)} but got {architecture!r}")
         factorization = _weight_factorization(weight_factorization)
         periods = None if periodic is None else _periods(periodic, in_features, "periodic")
         if isinstance(periodic_harmonics, bool) or not isinstance(periodic_harmonics, int) or periodic_harmonics < 1:
-            raise ValueError(f"Expected periodic_harmonics to be a positive integer but got {periodic_harmonics!r}")
+            raise ConfigError(f"periodic_harmonics: expected a positive integer but got {periodic_harmonics!r}")
         self._config = {"in_features": in_features, "out_features": out_features, "width": width,
                         "depth": depth, "activation": activation,
                         "bounds": None if bounds is None else [[float(v) for v in b] for b in bounds],

@@ -320,7 +320,9 @@ def test_build_balancer_accepts_an_object_with_the_protocol():
         ({"name": "gradnorm", "evry": 3}, r"balancing: gradnorm takes the arguments \['every', 'alpha'\] but got \['evry'\]"),
         ({"every": 3}, r"balancing: expected a mapping with 'name' \(one of \['fixed', 'gradnorm', 'relobralo'\]\)"),
         (42, r"balancing: expected null, one of \['fixed', 'gradnorm', 'relobralo'\].* but got 42"),
-        ({"_target_": "collections.OrderedDict"}, r"balancing: collections.OrderedDict built a OrderedDict"),
+        ({"_target_": "lightning_pinn.losses.CausalWeighting"},
+         r"balancing: lightning_pinn.losses.CausalWeighting built a CausalWeighting, which has no weights"),
+        ({"_target_": "collections.OrderedDict"}, r"balancing._target_: 'collections.OrderedDict' is not an allowed"),
         ({"name": "gradnorm", "every": -1}, r"balancing.every: expected a positive integer but got -1"),
     ],
 )

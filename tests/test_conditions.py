@@ -142,6 +142,14 @@ def test_data_condition_is_the_misfit_of_the_observed_fields(tmp_path, suffix):
     torch.testing.assert_close(shifted, torch.full((20,), 0.5, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".csv", ".mat"])
+def test_a_file_of_one_observation_is_one_row(tmp_path, suffix):
+    path = tmp_path / f"one{suffix}"
+    write_observations(path, np.array([0.25]), np.array([0.5]), u=np.array([2.0]))
+    points = draw(data_problem(path))["observed"]
+    torch.testing.assert_close(points, torch.tensor([[0.25, 0.5, 2.0]], dtype=points.dtype))
+
+
 def test_data_condition_with_two_fields_and_a_subset_of_rows(tmp_path):
     rng = np.random.default_rng(2)
     x, t = rng.random(50), rng.random(50)

@@ -128,7 +128,7 @@ def test_broadcasts_and_keeps_the_shape(ref):
 
 @pytest.mark.parametrize("nu", [0.0, -0.01, float("nan")])
 def test_non_positive_viscosity_is_rejected(nu):
-    with pytest.raises(ValueError, match="nu to be positive"):
+    with pytest.raises(ValueError, match="nu: expected a positive number"):
         BurgersColeHopf(nu=nu)
 
 
@@ -138,7 +138,7 @@ def test_negative_times_are_rejected(ref):
 
 
 def test_too_few_quadrature_points_are_rejected():
-    with pytest.raises(ValueError, match="quadrature_points >= 2 but got 1"):
+    with pytest.raises(ValueError, match="quadrature_points: expected an integer >= 2 but got 1"):
         BurgersColeHopf(quadrature_points=1)
 
 

@@ -305,13 +305,13 @@ def test_a_too_coarse_grid_raises_naming_n(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("re", [0.0, -10.0, float("nan"), float("inf"), 2e4])
 def test_reynolds_numbers_without_a_steady_flow_raise_naming_re(re):
-    with pytest.raises(ValueError, match="Expected re in"):
+    with pytest.raises(ValueError, match="re: expected a Reynolds number in"):
         LidDrivenCavity(re=re, n=4096, cache=False)
 
 
 @pytest.mark.parametrize("n", [4, 10.5, True, "many"])
 def test_bad_grid_sizes_raise_naming_n(n):
-    with pytest.raises(ValueError, match="Expected n to be an integer >= 8"):
+    with pytest.raises(ValueError, match="n: expected an integer >= 8"):
         LidDrivenCavity(re=10.0, n=n, cache=False)
 
 

@@ -238,13 +238,13 @@ def test_too_few_modes_raise_naming_modes():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"modes": 101}, "modes to be even but got 101"),
-    ({"modes": 8}, "modes to be an integer >= 16 but got 8"),
-    ({"dt": -1.0}, "dt to be positive but got -1.0"),
-    ({"dt": "0.1"}, "dt to be a finite number but got '0.1'"),
-    ({"snapshots": 2}, "snapshots to be an integer >= 4 but got 2"),
-    ({"domain": (1, -1)}, r"domain to be finite with lo < hi but got \(1, -1\)"),
-    ({"diffusion": 0.0}, "diffusion to be positive but got 0.0"),
+    ({"modes": 101}, "modes: expected even but got 101"),
+    ({"modes": 8}, "modes: expected an integer >= 16 but got 8"),
+    ({"dt": -1.0}, "dt: expected positive but got -1.0"),
+    ({"dt": "0.1"}, "dt: expected a finite number but got '0.1'"),
+    ({"snapshots": 2}, "snapshots: expected an integer >= 4 but got 2"),
+    ({"domain": (1, -1)}, r"domain: expected finite with lo < hi but got \(1, -1\)"),
+    ({"diffusion": 0.0}, "diffusion: expected positive but got 0.0"),
 ])
 def test_bad_arguments_are_rejected_quoting_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lightning_pinn.derivatives.autograd import Derivatives
 from lightning_pinn.derivatives.jets import JetDerivatives, JetIndex, index_for, unsupported_reason
+from lightning_pinn.errors import ConfigError
 
 ENGINES = ("auto", "autograd", "jets")
 """The values of the ``derivatives`` option."""
@@ -41,7 +42,7 @@ class AutogradEngine:
 def check_fields(x: Tensor, y: Tensor, fields: Sequence[str]) -> None:
     """Raise a ValueError naming the fields when ``y`` is not ``(N, len(fields))`` for ``N`` points ``x``."""
     if y.dim() != 2 or y.shape != (x.shape[0], len(fields)):
-        raise ValueError(f"the network maps {tuple(x.shape)} points to {tuple(y.shape)}, expected "
+        raise ConfigError(f"the network maps {tuple(x.shape)} points to {tuple(y.shape)}, expected "
                          f"(N, {len(fields)}) for fields {list(fields)}")
 
 
@@ -107,14 +108,14 @@ def choose_engine(choice: str, net: nn.Module | None, n_coords: int, why_not_net
         ValueError: for an unknown choice, or ``jets`` on a network that jets cannot run.
     """
     if choice not in ENGINES:
-        raise ValueError(f"derivatives: expected one of {list(ENGINES)} but got {choice!r}")
+        raise ConfigError(f"derivatives: expected one of {list(ENGINES)} but got {choice!r}")
     if choice == "autograd":
         return AutogradEngine(), "derivatives=autograd"
     reason = why_not_net or ("the fields are not computed by an nn.Module" if net is None else None)
     reason = reason or unsupported_reason(net, n_coords)
     if reason is not None:
         if choice == "jets":
-            raise ValueError(f"derivatives=jets cannot run this network: {reason}; use derivatives=autograd (or auto)")
+            raise ConfigError(f"derivatives=jets cannot run this network: {reason}; use derivatives=autograd (or auto)")
         return AutogradEngine(), f"derivatives=auto falls back to autograd: {reason}"
     if choice == "auto" and not compiled and max_order is not None and max_order <= 2:
         return AutogradEngine(), (f"derivatives=auto chose autograd: eager jets are slower up to order 2 "

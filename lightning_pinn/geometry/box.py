@@ -7,6 +7,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from lightning_pinn.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Region:
@@ -92,18 +94,18 @@ class Box:
     def __init__(self, bounds: Mapping[str, Sequence[float]], time: str | None = None):
         self.names = tuple(bounds)
         if not self.names:
-            raise ValueError("coords: at least one coordinate with bounds is needed")
+            raise ConfigError("coords: at least one coordinate with bounds is needed")
         lo, hi = [], []
         for name, pair in bounds.items():
             if len(pair) != 2:
-                raise ValueError(f"coords.{name}: expected bounds [lo, hi] but got {list(pair)}")
+                raise ConfigError(f"coords.{name}: expected bounds [lo, hi] but got {list(pair)}")
             low, high = float(pair[0]), float(pair[1])
             if not (np.isfinite(low) and np.isfinite(high) and low < high):
-                raise ValueError(f"coords.{name}: expected finite bounds with lo < hi but got [{pair[0]}, {pair[1]}]")
+                raise ConfigError(f"coords.{name}: expected finite bounds with lo < hi but got [{pair[0]}, {pair[1]}]")
             lo.append(low)
             hi.append(high)
         if time is not None and time not in self.names:
-            raise ValueError(f"time: {time!r} is not a coordinate; coordinates are {list(self.names)}")
+            raise ConfigError(f"time: {time!r} is not a coordinate; coordinates are {list(self.names)}")
         self.lo, self.hi, self.time = tuple(lo), tuple(hi), time
 
     @property
@@ -115,7 +117,7 @@ class Box:
         """Resolve a region spec (a string or a list of them) into regions; errors name ``key``."""
         specs = [spec] if isinstance(spec, str) else list(spec)
         if not specs:
-            raise ValueError(f"{key}: expected a region but got an empty list")
+            raise ConfigError(f"{key}: expected a region but got an empty list")
         out: list[Region] = []
         for item in specs:
             out += self._resolve(str(item).strip(), key)
@@ -127,7 +129,7 @@ class Box:
         if spec == "boundary":
             spatial = [k for k, name in enumerate(self.names) if name != self.time]
             if not spatial:
-                raise ValueError(f"{key}: 'boundary' needs a spatial coordinate, but the only one is time {self.time!r}")
+                raise ConfigError(f"{key}: 'boundary' needs a spatial coordinate, but the only one is time {self.time!r}")
             return [self.face(k, side) for k in spatial for side in (0, 1)]
         if "=" in spec:
             name, _, value = (part.strip() for part in spec.partition("="))
@@ -140,7 +142,7 @@ class Box:
                 for side, bound in enumerate((self.lo[k], self.hi[k])):
                     if number is not None and np.isclose(number, bound, rtol=1e-12, atol=1e-12):
                         return [self.face(k, side)]
-        raise ValueError(
+        raise ConfigError(
             f"{key}: {spec!r} is not a region of this box; use 'interior', 'boundary' or a face among {self.faces}"
         )
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.geometry.samplers import Sampler
 from lightning_pinn.geometry.shapes import Draw, Shape, _allocate, _collect, _count
 
@@ -54,11 +55,11 @@ class _Composite(Shape):
     def _set_parts(self, parts: list[Shape], signs: list[float]) -> None:
         name = type(self).__name__
         if not parts:
-            raise ValueError(f"{name}: expected at least one shape but got none")
+            raise ConfigError(f"{name}: expected at least one shape but got none")
         dims = [p.dim for p in parts]
         for k, d in enumerate(dims):
             if d != dims[0]:
-                raise ValueError(f"{name}: mismatched dimensions, {parts[k]!r} is {d}D but {parts[0]!r} is {dims[0]}D")
+                raise ConfigError(f"{name}: mismatched dimensions, {parts[k]!r} is {d}D but {parts[0]!r} is {dims[0]}D")
         self.parts, self.signs, self.dim = parts, signs, dims[0]
 
     @property
@@ -72,10 +73,10 @@ class _Composite(Shape):
     def _check_not_empty(self) -> None:
         lo, hi = self.bounds
         if np.any(lo >= hi):
-            raise ValueError(f"{self!r} is empty: its parts' bounding boxes do not overlap")
+            raise ConfigError(f"{self!r} is empty: its parts' bounding boxes do not overlap")
         unit = Sampler(self.dim, "sobol", SEED).sample(EMPTY_CHECK_POINTS)
         if not np.any(self.distance(lo + unit * (hi - lo)) < 0):
-            raise ValueError(
+            raise ConfigError(
                 f"{self!r} is empty: none of {EMPTY_CHECK_POINTS} points spread over its bounding box lies inside"
             )
 
@@ -226,19 +227,19 @@ def _is_list(value: Any) -> bool:
 
 def _shapes(values: Any, where: str) -> list[Shape]:
     if isinstance(values, (Shape, Mapping)) or not _is_list(values):
-        raise ValueError(f"{where}: expected a list of shapes but got {values!r}")
+        raise ConfigError(f"{where}: expected a list of shapes but got {values!r}")
     out = [_shape(v, f"{where}[{k}]") for k, v in enumerate(values)]
     if not out:
-        raise ValueError(f"{where}: expected at least one shape but got an empty list")
+        raise ConfigError(f"{where}: expected at least one shape but got an empty list")
     return out
 
 
 def _shape(value: Any, where: str) -> Shape:
-    """A shape, or one built from a config mapping with ``_target_`` (via Hydra)."""
+    """A shape, or one built from a config mapping with ``_target_`` (allowed targets only)."""
     if isinstance(value, Mapping) and "_target_" in value:
-        from hydra.utils import instantiate
+        from lightning_pinn.config import build
 
-        value = instantiate(value)
-    if not isinstance(value, Shape):  # a config error like the others, so a ValueError
-        raise ValueError(f"{where}: expected a shape but got {value!r}")  # noqa: TRY004
+        value = build(value, where)
+    if not isinstance(value, Shape):
+        raise ConfigError(f"{where}: expected a shape but got {value!r}")
     return value

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.geometry.box import Box
 from lightning_pinn.geometry.samplers import Sampler
 from lightning_pinn.geometry.shapes import Shape
@@ -55,7 +56,7 @@ class ShapeRegion:
     def sample(self, count: int, streams: list[Sampler]) -> tuple[np.ndarray, np.ndarray | None]:
         """``count`` points ``(count, n_coords)`` and their outward normals (None inside)."""
         if streams[0].method == "grid":
-            raise ValueError(f"region {self.label!r}: grid sampling needs a box domain; use sobol, halton, lhs or "
+            raise ConfigError(f"region {self.label!r}: grid sampling needs a box domain; use sobol, halton, lhs or "
                              "uniform with a geometry")
         points = np.zeros((count, self.n_coords))
         normals = None
@@ -95,14 +96,14 @@ class Domain:
         if shape is None:
             return
         if not isinstance(shape, Shape):
-            raise ValueError(f"geometry: expected a shape (Rectangle, Disk, Polygon, Union, ...) but got {shape!r}")
+            raise ConfigError(f"geometry: expected a shape (Rectangle, Disk, Polygon, Union, ...) but got {shape!r}")
         names = [box.names[k] for k in self.spatial]
         if shape.dim != len(self.spatial):
-            raise ValueError(f"geometry: {shape!r} is {shape.dim}D, but the spatial coordinates are {names}")
+            raise ConfigError(f"geometry: {shape!r} is {shape.dim}D, but the spatial coordinates are {names}")
         lo, hi = shape.bounds
         box_lo, box_hi = np.asarray(box.lo)[self.spatial], np.asarray(box.hi)[self.spatial]
         if np.any(lo < box_lo - 1e-9) or np.any(hi > box_hi + 1e-9):
-            raise ValueError(f"geometry: {shape!r} spans {lo.tolist()} to {hi.tolist()}, outside the coords bounds "
+            raise ConfigError(f"geometry: {shape!r} spans {lo.tolist()} to {hi.tolist()}, outside the coords bounds "
                              f"{box_lo.tolist()} to {box_hi.tolist()} of {names}; widen coords")
 
     def regions(self, spec: str | Sequence[str], key: str = "region") -> list[Any]:
@@ -111,7 +112,7 @@ class Domain:
             return self.box.regions(spec, key)
         specs = [spec] if isinstance(spec, str) else list(spec)
         if not specs:
-            raise ValueError(f"{key}: expected a region but got an empty list")
+            raise ConfigError(f"{key}: expected a region but got an empty list")
         return [self._resolve(str(item).strip(), key) for item in specs]
 
     def _resolve(self, spec: str, key: str) -> ShapeRegion:
@@ -133,7 +134,7 @@ class Domain:
                     if np.isclose(number, bound, rtol=1e-12, atol=1e-12):
                         return ShapeRegion(self.shape, "interior", self.spatial, len(box.names), time, bound, spec)
         faces = [f"{box.time}={v:g}" for v in time[1:]] if time is not None else []
-        raise ValueError(f"{key}: {spec!r} is not a region of the geometry; use 'interior', 'boundary'"
+        raise ConfigError(f"{key}: {spec!r} is not a region of the geometry; use 'interior', 'boundary'"
                          + (f" or a time face among {faces}" if faces else ""))
 
     def contains(self, points: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.geometry.samplers import Sampler
 
 
@@ -53,7 +54,7 @@ class PointSource:
     def __init__(self, regions: Sequence[SamplingRegion], n: int, method: str = "sobol", seed: int = 0,
                  normals: bool = False):
         if int(n) < len(regions):
-            raise ValueError(f"Expected at least one point per region ({len(regions)}) but got n={n}")
+            raise ConfigError(f"Expected at least one point per region ({len(regions)}) but got n={n}")
         self.regions = list(regions)
         self.n, self.normals = int(n), bool(normals)
         measures = np.array([r.measure for r in self.regions])
@@ -75,7 +76,7 @@ class PointSource:
             points, normals = region.sample(count, streams)
             if self.normals:
                 if normals is None:
-                    raise ValueError(f"region {getattr(region, 'label', region)!r} has no normals")
+                    raise ConfigError(f"region {getattr(region, 'label', region)!r} has no normals")
                 points = np.concatenate([points, normals], axis=1)
             parts.append(points)
         return np.concatenate(parts, axis=0)

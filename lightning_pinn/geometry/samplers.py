@@ -15,6 +15,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy.stats import qmc
 
+from lightning_pinn.errors import ConfigError
+
 
 class _UniformEngine(qmc.QMCEngine):
     """Plain i.i.d. uniform draws, with the qmc engine interface."""
@@ -73,16 +75,16 @@ class Sampler:
 
     def __init__(self, dim: int, method: str = "sobol", seed: int = 0):
         if method not in METHODS:
-            raise ValueError(f"Expected sampler method to be one of {list(METHODS)} but got {method!r}")
+            raise ConfigError(f"sampler: expected one of {list(METHODS)} but got {method!r}")
         if int(dim) < 1:
-            raise ValueError(f"Expected dim to be a positive integer but got {dim}")
+            raise ConfigError(f"dim: expected a positive integer but got {dim}")
         self.dim, self.method, self.seed = int(dim), method, int(seed)
         self._engine = ENGINES[method](self.dim, self.seed) if method in ENGINES else None
 
     def sample(self, n: int) -> np.ndarray:
         """Draw ``n`` points (``grid``: at least ``n``) as a float64 array of shape ``(n, dim)``."""
         if int(n) < 1:
-            raise ValueError(f"Expected a positive number of points but got {n}")
+            raise ConfigError(f"Expected a positive number of points but got {n}")
         if self._engine is None:
             return self._grid(int(n))
         with warnings.catch_warnings():  # scrambled Sobol is fine at any n; its balance note is noise here
@@ -108,7 +110,7 @@ class Sampler:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the stream saved by :meth:`state_dict`."""
         if state.get("method") != self.method:
-            raise ValueError(f"sampler state is for method {state.get('method')!r}, this sampler uses {self.method!r}")
+            raise ConfigError(f"sampler state is for method {state.get('method')!r}, this sampler uses {self.method!r}")
         if self._engine is None:
             return
         self.seed = int(state["seed"])

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from lightning_pinn.errors import ConfigError
+
 Draw = Callable[[int], np.ndarray]
 """``draw(m)``: ``m`` points of the unit cube ``[0, 1)^dim`` as a float64 array ``(m, dim)``."""
 
@@ -161,11 +163,11 @@ class Rectangle(Shape):
     def __init__(self, lo: Sequence[float], hi: Sequence[float]):
         low, high = _vector(lo, "Rectangle: lo"), _vector(hi, "Rectangle: hi")
         if low.shape != high.shape:
-            raise ValueError(f"Rectangle: lo={low.tolist()} and hi={high.tolist()} have different lengths")
+            raise ConfigError(f"Rectangle: lo={low.tolist()} and hi={high.tolist()} have different lengths")
         bad = np.flatnonzero(~(low < high))
         if bad.size:
             k = int(bad[0])
-            raise ValueError(
+            raise ConfigError(
                 f"Rectangle: expected lo < hi on every axis but got lo={low.tolist()}, hi={high.tolist()} "
                 f"(axis {k}: {low[k]:g} >= {high[k]:g})"
             )
@@ -240,16 +242,16 @@ class Ball(Shape):
         self.centre = _vector(centre, f"{name}: centre")
         self.dim = self.centre.size
         if self.dim < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: expected a centre with at least 2 coordinates but got {self.centre.tolist()}; "
                 "use Rectangle for an interval"
             )
         try:
             r = float(radius)
         except (TypeError, ValueError):
-            raise ValueError(f"{name}: expected a positive radius but got {radius!r}") from None
+            raise ConfigError(f"{name}: expected a positive radius but got {radius!r}") from None
         if not (np.isfinite(r) and r > 0):
-            raise ValueError(f"{name}: expected a positive radius but got {radius!r}")
+            raise ConfigError(f"{name}: expected a positive radius but got {radius!r}")
         self.radius = r
 
     @property
@@ -307,7 +309,7 @@ class Disk(Ball):
     def __init__(self, centre: Sequence[float], radius: float):
         super().__init__(centre, radius)
         if self.dim != 2:
-            raise ValueError(f"Disk: expected a 2D centre but got {self.centre.tolist()}; use Ball in {self.dim}D")
+            raise ConfigError(f"Disk: expected a 2D centre but got {self.centre.tolist()}; use Ball in {self.dim}D")
 
 
 class Polygon(Shape):
@@ -335,24 +337,24 @@ class Polygon(Shape):
         try:
             v = np.array([[float(c) for c in vertex] for vertex in vertices], dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"Polygon: expected vertices [[x, y], ...] but got {vertices!r}") from None
+            raise ConfigError(f"Polygon: expected vertices [[x, y], ...] but got {vertices!r}") from None
         if v.ndim != 2 or v.shape[1] != 2 or not np.all(np.isfinite(v)):
-            raise ValueError(f"Polygon: expected finite 2D vertices [[x, y], ...] but got {v.tolist()}")
+            raise ConfigError(f"Polygon: expected finite 2D vertices [[x, y], ...] but got {v.tolist()}")
         if len(v) < 3:
-            raise ValueError(f"Polygon: expected at least 3 vertices but got {len(v)}: {v.tolist()}")
+            raise ConfigError(f"Polygon: expected at least 3 vertices but got {len(v)}: {v.tolist()}")
         following = np.roll(v, -1, axis=0)
         same = np.flatnonzero(np.all(v == following, axis=1))
         if same.size:
             i = int(same[0])
             j = (i + 1) % len(v)
             hint = "; do not repeat the first vertex at the end" if j == 0 else ""
-            raise ValueError(f"Polygon: vertices {i} and {j} are equal, {_point(v[i])}{hint}")
+            raise ConfigError(f"Polygon: vertices {i} and {j} are equal, {_point(v[i])}{hint}")
         if np.linalg.matrix_rank(v - v[0], tol=1e-12 * np.abs(v - v[0]).max()) < 2:
-            raise ValueError(f"Polygon: the vertices are collinear, so the polygon has zero area: {v.tolist()}")
+            raise ConfigError(f"Polygon: the vertices are collinear, so the polygon has zero area: {v.tolist()}")
         _check_simple(v)
         area = 0.5 * float(np.sum(v[:, 0] * following[:, 1] - following[:, 0] * v[:, 1]))
         if abs(area) <= 1e-14 * float(np.ptp(v, axis=0).prod()):
-            raise ValueError(f"Polygon: zero area for vertices {v.tolist()}")
+            raise ConfigError(f"Polygon: zero area for vertices {v.tolist()}")
         self.vertices = v
         self._area = abs(area)
         self._start, edge = v, following - v
@@ -421,7 +423,7 @@ def _check_simple(v: np.ndarray) -> None:
 def _raise_crossing(v: np.ndarray, i: int, j: int) -> None:
     i, j = min(i, j), max(i, j)
     n = len(v)
-    raise ValueError(
+    raise ConfigError(
         f"polygon is self-intersecting: edge {i} ({_point(v[i])} -> {_point(v[(i + 1) % n])}) "
         f"crosses edge {j} ({_point(v[j])} -> {_point(v[(j + 1) % n])})"
     )
@@ -453,29 +455,29 @@ def _vector(value: Any, name: str) -> np.ndarray:
     try:
         out = np.array([float(c) for c in value], dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a list of numbers but got {value!r}") from None
+        raise ConfigError(f"{name}: expected a list of numbers but got {value!r}") from None
     if out.size == 0 or not np.all(np.isfinite(out)):
-        raise ValueError(f"{name}: expected a non-empty list of finite numbers but got {out.tolist()}")
+        raise ConfigError(f"{name}: expected a non-empty list of finite numbers but got {out.tolist()}")
     return out
 
 
 def _points(points: np.ndarray, dim: int) -> np.ndarray:
     x = np.asarray(points, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != dim:
-        raise ValueError(f"Expected points of shape (n, {dim}) but got {x.shape}")
+        raise ConfigError(f"Expected points of shape (n, {dim}) but got {x.shape}")
     return x
 
 
 def _count(n: int) -> int:
     if int(n) != n or n < 0:
-        raise ValueError(f"Expected a non-negative number of points but got {n!r}")
+        raise ConfigError(f"Expected a non-negative number of points but got {n!r}")
     return int(n)
 
 
 def _draw(draw: Draw, m: int, dim: int) -> np.ndarray:
     u = np.asarray(draw(m), dtype=np.float64)
     if u.shape != (m, dim):
-        raise ValueError(f"draw({m}) returned an array of shape {u.shape}, expected ({m}, {dim})")
+        raise ConfigError(f"draw({m}) returned an array of shape {u.shape}, expected ({m}, {dim})")
     return u
 
 

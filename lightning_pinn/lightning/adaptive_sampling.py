@@ -27,9 +27,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from lightning_pinn.errors import ConfigError, NonFiniteLossError
 from lightning_pinn.geometry import PointSource
 from lightning_pinn.geometry.samplers import ENGINES as SAMPLERS
-from lightning_pinn.lightning.module import NonFiniteLossError, PINNModule
+from lightning_pinn.lightning.module import PINNModule
 
 # ----- the maths ---------------------------------------------------------------------------------
 
@@ -42,7 +43,7 @@ def residual_magnitude(residuals: Mapping[str, Tensor], terms: Sequence[str]) ->
     """
     missing = [t for t in terms if t not in residuals]
     if missing:
-        raise ValueError(f"residuals: terms {missing} are missing; the module returned {sorted(residuals)}")
+        raise ConfigError(f"residuals: terms {missing} are missing; the module returned {sorted(residuals)}")
     return torch.sqrt(sum(residuals[t].detach().square() for t in terms))
 
 
@@ -74,7 +75,7 @@ def sample_proportional(weights: np.ndarray, n: int, uniforms: np.ndarray) -> np
     """
     weights = np.asarray(weights, dtype=np.float64)
     if not 0 < n <= weights.size:
-        raise ValueError(f"Expected 0 < n <= {weights.size} (the number of weights) but got n={n}")
+        raise ConfigError(f"Expected 0 < n <= {weights.size} (the number of weights) but got n={n}")
     with np.errstate(divide="ignore"):
         keys = np.log(uniforms) / weights  # log of u^(1/w); -inf for zero weights
     return np.sort(np.argpartition(-keys, n - 1)[:n])
@@ -93,11 +94,11 @@ class _ResidualSampling(pl.Callback):
         self.candidates = _positive_int(f"{self.name}: candidates", candidates)
         self.batch_size = _positive_int(f"{self.name}: batch_size", batch_size)
         if not isinstance(point_set, str):
-            raise ValueError(f"{self.name}: point_set: expected the name of a point set but got {point_set!r}")
+            raise ConfigError(f"{self.name}: point_set: expected the name of a point set but got {point_set!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"{self.name}: seed: expected an integer but got {seed!r}")
+            raise ConfigError(f"{self.name}: seed: expected an integer but got {seed!r}")
         if sampler not in SAMPLERS:
-            raise ValueError(f"{self.name}: sampler: expected one of {list(SAMPLERS)} (fresh candidates every round) "
+            raise ConfigError(f"{self.name}: sampler: expected one of {list(SAMPLERS)} (fresh candidates every round) "
                              f"but got {sampler!r}")
         self.point_set, self.seed, self.sampler = point_set, int(seed), sampler
         self.rank = 0
@@ -125,14 +126,14 @@ class _ResidualSampling(pl.Callback):
         if stage != "fit":
             return
         if not isinstance(pl_module, PINNModule):
-            raise ValueError(f"{self.name}: needs a PINNModule (its collocation points and residuals) "
+            raise ConfigError(f"{self.name}: needs a PINNModule (its collocation points and residuals) "
                              f"but got {type(pl_module).__name__}")
         sets = pl_module.problem.point_sets
         if self.point_set not in sets:
-            raise ValueError(f"{self.name}: point_set: {self.point_set!r} is not a point set of the problem; "
+            raise ConfigError(f"{self.name}: point_set: {self.point_set!r} is not a point set of the problem; "
                              f"valid names are {list(sets)}")
         if pl_module.resample_every:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name}: the module redraws its points every resample_every={pl_module.resample_every} "
                 f"steps, which would throw the adapted points away; set resample_every=0 (this callback "
                 f"changes the points itself every {self.every} steps)"
@@ -141,7 +142,7 @@ class _ResidualSampling(pl.Callback):
         rows, periodic = getattr(spec, "rows", None), getattr(spec, "periodic", None)
         if rows is not None or periodic is not None:
             kind = "fixed observations" if rows is not None else "periodic pairs (row i and row n + i)"
-            raise ValueError(f"{self.name}: point_set: {self.point_set!r} holds {kind}, which cannot be resampled; "
+            raise ConfigError(f"{self.name}: point_set: {self.point_set!r} holds {kind}, which cannot be resampled; "
                              f"adapt a point set drawn on regions, such as 'interior'")
         self._check_count(spec.points)
         self.regions, self.normals = spec.regions, bool(getattr(spec, "normals", False))
@@ -289,7 +290,7 @@ class RAD(_ResidualSampling):
 
     def _check_count(self, n: int) -> None:
         if self.candidates < n:
-            raise ValueError(f"RAD: candidates={self.candidates} must be at least the {n} points of point set "
+            raise ConfigError(f"RAD: candidates={self.candidates} must be at least the {n} points of point set "
                              f"{self.point_set!r} (they are drawn from the candidates without replacement)")
 
     def _refine(self, module: PINNModule, points: Tensor, step: int) -> Tensor:
@@ -334,7 +335,7 @@ class RAR(_ResidualSampling):
         super().__init__(every, candidates, point_set, seed, sampler, batch_size)
         self.add = _positive_int("RAR: add", add)
         if self.add > self.candidates:
-            raise ValueError(f"RAR: add={add} must be at most candidates={candidates}")
+            raise ConfigError(f"RAR: add={add} must be at most candidates={candidates}")
         self.max_points = None if max_points is None else _positive_int("RAR: max_points", max_points)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -346,7 +347,7 @@ class RAR(_ResidualSampling):
 
     def _check_count(self, n: int) -> None:
         if self.max_points is not None and self.max_points < n:
-            raise ValueError(f"RAR: max_points={self.max_points} is below the {n} points point set "
+            raise ConfigError(f"RAR: max_points={self.max_points} is below the {n} points point set "
                              f"{self.point_set!r} starts with")
 
     def _refine(self, module: PINNModule, points: Tensor, step: int) -> Tensor | None:
@@ -362,12 +363,12 @@ class RAR(_ResidualSampling):
 
 def _positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{key}: expected a positive integer but got {value!r}")
+        raise ConfigError(f"{key}: expected a positive integer but got {value!r}")
     return int(value)
 
 
 def _non_negative_float(key: str, value: Any) -> float:
     number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
     if not number or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{key}: expected a finite number >= 0 but got {value!r}")
+        raise ConfigError(f"{key}: expected a finite number >= 0 but got {value!r}")
     return float(value)

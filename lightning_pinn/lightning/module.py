@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import lightning.pytorch as pl
@@ -13,8 +14,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from lightning_pinn.config import build, build_factory, config_of, is_config, to_plain
+from lightning_pinn.allowlist import check_targets, trusting
+from lightning_pinn.config import SPECIAL_KEYS, build, build_factory, config_of, is_config, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
+from lightning_pinn.errors import ConfigError, DivergenceError, NonFiniteLossError, at, subkey
+from lightning_pinn.geometry.samplers import METHODS
+from lightning_pinn.lightning.checkpoints import last_good, read_checkpoint
+from lightning_pinn.lightning.divergence import build_divergence
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.optimization import (
     OPTIMIZATION,
@@ -24,15 +30,11 @@ from lightning_pinn.lightning.optimization import (
     why_automatic,
 )
 from lightning_pinn.lightning.points import Collocation
-from lightning_pinn.lightning.step_logging import logs_this_step
+from lightning_pinn.lightning.step_logging import lightning_writes, logs_this_step
 from lightning_pinn.losses import CausalWeighting, FixedWeights, build_balancer
 from lightning_pinn.problem.output_transform import ConstrainedNet
 from lightning_pinn.problem.spec import INTERIOR, Problem
 from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite; the message names the term and the step."""
 
 
 class _Shard(DistributedSampler):
@@ -49,13 +51,15 @@ class _Shard(DistributedSampler):
         return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
-PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_logged_at", "_causal_held_at"})
+PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_logged_at", "_causal_held_at", "_points_token", "_last_step"})
 """Attributes set at every step that are never parameters, buffers or submodules. Lightning sets
 ``_current_fx_name`` around each hook it calls, about 45 times per training step; ``nn.Module.__setattr__``
 checks every assignment against the module's parameters, buffers and submodules first, which costs
 more than the assignment itself (``python benchmarks/lightning_overhead.py``)."""
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
 """Adam with torch's fused kernel: the same update as the for-loop default, one kernel for all parameters."""
+DEFAULT_DIVERGENCE = {"factor": 1e4, "patience": 100}
+"""The divergence rule on by default: the loss above 10,000 times its best for 100 consecutive steps."""
 DEFAULT_LBFGS = {
     "_target_": "torch.optim.LBFGS",
     "lr": 1.0,
@@ -120,6 +124,12 @@ class PINNModule(pl.LightningModule):
             clipping or accumulation, an overridden ``training_step`` or optimizer hook, some callbacks;
             see ``lightning_pinn.lightning.optimization``), and says once which it runs and why. Both
             give the same updates. Setting ``module.automatic_optimization`` overrides it, as in Lightning.
+        divergence: when a run has diverged: ``{"factor": f, "patience": n}`` stops it with a
+            :class:`~lightning_pinn.errors.DivergenceError` once the unweighted loss has stayed above ``f``
+            times its best for ``n`` consecutive steps (the best is forgotten when points are redrawn, the
+            optimizer phase changes or the causal ``epsilon`` advances; see
+            ``lightning_pinn.lightning.divergence``), or when the run ends above that bound. ``None`` or
+            ``False``: never. Default ``{"factor": 1e4, "patience": 100}``.
 
     Methods a subclass overrides:
         ``forward(coords)``: fields at points (default ``net(coords)``); use it for output
@@ -154,19 +164,20 @@ class PINNModule(pl.LightningModule):
         balancing: Any = None,
         causal: CausalWeighting | Mapping[str, Any] | None = None,
         optimization: str = "auto",
+        divergence: Any = DEFAULT_DIVERGENCE,
     ):
         super().__init__()
         if optimization not in OPTIMIZATION:
-            raise ValueError(f"optimization: expected one of {list(OPTIMIZATION)} but got {optimization!r}")
+            raise ConfigError(f"optimization: expected one of {list(OPTIMIZATION)} but got {optimization!r}")
         self.optimization = optimization
         self._automatic: bool | None = {"auto": None, "automatic": True, "manual": False}[optimization]
         if problem is None:
-            raise ValueError("problem: this checkpoint holds no problem config; pass problem=... to load_from_checkpoint")
+            raise ConfigError("problem: this checkpoint holds no problem config; pass problem=... to load_from_checkpoint")
         if net is None:
-            raise ValueError("net: this checkpoint holds no network config; pass net=... to load_from_checkpoint")
+            raise ConfigError("net: this checkpoint holds no network config; pass net=... to load_from_checkpoint")
         self.problem: Problem = build(problem, "problem")
         if not isinstance(self.problem, Problem):
-            raise ValueError(f"problem: expected a lightning_pinn.Problem but got {type(self.problem).__name__}")
+            raise ConfigError(f"problem: expected a lightning_pinn.Problem but got {type(self.problem).__name__}")
         self.net: nn.Module = build(
             net, "net", in_features=self.problem.n_coords, out_features=self.problem.n_fields, bounds=self.problem.bounds
         )
@@ -179,15 +190,20 @@ class PINNModule(pl.LightningModule):
         self._optimizer = build_factory(optimizer if optimizer is not None else DEFAULT_OPTIMIZER, "optimizer")
         self._scheduler = None if scheduler is None else build_factory(scheduler, "scheduler")
         self._lbfgs = build_factory(lbfgs if lbfgs is not None else DEFAULT_LBFGS, "lbfgs")
+        _probe_optimizers(self._optimizer, self._scheduler, self._lbfgs if lbfgs_from_step is not None else None)
         if lbfgs_from_step is not None and (isinstance(lbfgs_from_step, bool) or int(lbfgs_from_step) < 0):
-            raise ValueError(f"lbfgs_from_step: expected a non-negative step or null but got {lbfgs_from_step!r}")
+            raise ConfigError(f"lbfgs_from_step: expected a non-negative step or null but got {lbfgs_from_step!r}")
         if isinstance(resample_every, bool) or int(resample_every) < 0:
-            raise ValueError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
+            raise ConfigError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
         self.lbfgs_from_step = None if lbfgs_from_step is None else int(lbfgs_from_step)
         if not isinstance(lbfgs_float64, bool) and lbfgs_float64 != "on_stall":
-            raise ValueError(f"lbfgs_float64: expected true, false or on_stall but got {lbfgs_float64!r}")
+            raise ConfigError(f"lbfgs_float64: expected true, false or on_stall but got {lbfgs_float64!r}")
         self.lbfgs_float64 = lbfgs_float64
         self.resample_every = int(resample_every)
+        if sampler not in METHODS:
+            raise ConfigError(f"sampler: expected one of {list(METHODS)} but got {sampler!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"seed: expected an integer but got {seed!r}")
         self.sampler, self.seed = sampler, int(seed)
         self.collocation = Collocation(self.problem, sampler, self.seed)
         self.validation_batch_size = int(validation_batch_size)
@@ -198,7 +214,7 @@ class PINNModule(pl.LightningModule):
         self._causal_held_at = -1
         self._logged_at = -1
         if derivatives not in ENGINES:
-            raise ValueError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
+            raise ConfigError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
         why_not_net = None if type(self).forward is PINNModule.forward else f"{type(self).__name__}.forward is overridden"
         wants_compile = compile is not False and compile is not None
         self.derivative_engine, reason = choose_engine(derivatives, self.net, self.problem.n_coords, why_not_net,
@@ -216,6 +232,10 @@ class PINNModule(pl.LightningModule):
         # first call on (an empty dict at the first call would recompile it at the second)
         self._causal_weights: dict[str, Tensor] = {name: torch.ones(self.causal.chunks) for name in self._causal_terms}
         self._balance: dict[str, Tensor] = {}
+        self.divergence = build_divergence(to_plain(divergence))
+        """The divergence rule (``lightning_pinn.lightning.divergence``), or None."""
+        self._points_token: tuple[int, ...] = ()
+        self._last_step: tuple[int, dict[str, Tensor], Tensor] | None = None
         self.save_hyperparameters(
             {
                 "problem": config_of(problem),
@@ -235,6 +255,7 @@ class PINNModule(pl.LightningModule):
                 "balancing": config_of(balancing),
                 "causal": config_of(causal),
                 "optimization": optimization,
+                "divergence": None if self.divergence is None else self.divergence.config(),
             }
         )
 
@@ -322,15 +343,18 @@ class PINNModule(pl.LightningModule):
         if isinstance(causal, Mapping):
             causal = CausalWeighting(**{"time": self.problem.time or "t", **to_plain(causal)})
         if not isinstance(causal, CausalWeighting):
-            raise ValueError(f"causal: expected null, a mapping of options or a CausalWeighting but got {causal!r}")
+            raise ConfigError(f"causal: expected null, a mapping of options or a CausalWeighting but got {causal!r}")
         if causal.time not in self.problem.coords:
-            raise ValueError(f"causal: causal weighting needs a time coordinate, and {causal.time!r} is not one of "
+            raise ConfigError(f"causal: causal weighting needs a time coordinate, and {causal.time!r} is not one of "
                              f"{list(self.problem.coords)}")
         return causal
 
     def _check_compile(self, options: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
         if options is False or options is None:
             return None
+        if options is not True and not isinstance(to_plain(options), Mapping):
+            raise ConfigError(f"compile: expected true, false or a mapping of torch.compile options like "
+                              f"{{mode: reduce-overhead}} but got {options!r}")
         if not is_compilable(self.derivative_engine):
             rank_zero_info("lightning-pinn: compile=true needs derivatives by jets (torch.compile does not support "
                            "the double backward of nested autograd); the loss runs eagerly")
@@ -433,17 +457,88 @@ class PINNModule(pl.LightningModule):
             # is the mean of the local gradients, which is what DDP's reduction makes of them.
             mean = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean")
             loss = loss + (mean - loss.detach())
-        if not math.isfinite(loss.item()):  # item(): a plain float, cheaper than a tensor isfinite then bool
-            if self.phase == "lbfgs" and self._logged_at == step:
+        first = self._logged_at != step  # the step's own point; L-BFGS evaluates trial points after it
+        if first and self.divergence is not None:
+            unweighted = sum(t.detach() for t in terms.values())
+            total, unweighted = torch.stack([loss.detach(), unweighted]).tolist()  # one device sync for both
+        else:
+            total = loss.item()  # item(): a plain float, cheaper than a tensor isfinite then bool
+        if not math.isfinite(total):
+            if not first and self.phase == "lbfgs":
                 # a trial point of the line search, not the step's own point: report +inf, which makes
                 # strong Wolfe bracket and bisect back towards the last good point (NaN would pass as progress)
                 return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
             self._raise_non_finite(terms)
-        if self._logged_at != step:  # L-BFGS calls this many times per step
+        if first:
             self._logged_at = step
+            self._last_step = (step, {k: v.detach() for k, v in terms.items()}, loss.detach())
+            if self.divergence is not None:
+                self._watch_divergence(points, unweighted)
             if logs_this_step(self):
                 self._log_step(terms, loss)
         return loss
+
+    def _watch_divergence(self, points: Mapping[str, Tensor], unweighted: float) -> None:
+        """Update the divergence rule with this step's unweighted loss (forgetting its best when the points
+        changed); raise :class:`DivergenceError` when it fires."""
+        token = tuple(map(id, points.values()))
+        if token != self._points_token:
+            self._points_token = token
+            self.divergence.reset()
+        if self.divergence.update(unweighted):
+            raise DivergenceError(
+                f"the loss stayed above {self.divergence.describe()} for {self.divergence.patience} steps, "
+                f"{unweighted:.3g} at step {self.global_step} ({self.phase}); training stopped. "
+                f"{self._resume_hint()}")
+
+    def _resume_hint(self) -> str:
+        remedies = "a smaller learning rate, float64 (trainer.precision=64-true) or smaller loss weights."
+        good = last_good(self.trainer)
+        if good is None:
+            return f"No good checkpoint was saved in this run (the LastGoodCheckpoint callback keeps one); try {remedies}"
+        return f"The last good checkpoint is {good}: resume from it (ckpt_path=...) with {remedies}"
+
+    def health(self) -> str | None:
+        """Why the current weights are not a safe point to resume from, or None when they are.
+
+        Every parameter must be finite, and the unweighted loss on the current points (the
+        quantity the divergence rule watches) finite and within the rule's bound. Used by
+        :class:`~lightning_pinn.lightning.checkpoints.LastGoodCheckpoint`.
+        """
+        bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            return f"parameters {bad[:3]} are not finite"
+        if self.collocation.points is None:
+            return None
+        points = self.collocation.current(self.device, self.dtype)
+        held = {k: v.detach() for k, v in self._causal_weights.items()} if self._causal_terms else None
+        with torch.inference_mode(False), torch.enable_grad():
+            loss = float(sum(t.detach() for t in self.loss_terms(points, held).values()))
+        if not math.isfinite(loss):
+            return f"the loss is {loss}"
+        if self.divergence is not None and self.divergence.diverged(loss):
+            return f"the loss {loss:.3g} is above {self.divergence.describe()}"
+        return None
+
+    def final_step_metrics(self) -> dict[str, float]:
+        """``train/<term>`` and ``train/loss`` of the last training step taken (empty before the first)."""
+        if self._last_step is None:
+            return {}
+        _, terms, loss = self._last_step
+        return {**{f"train/{k}": float(v) for k, v in terms.items()}, "train/loss": float(loss)}
+
+    def on_train_end(self) -> None:
+        """Write the last step's loss terms to the loggers unless Lightning did (it writes every
+        ``log_every_n_steps`` steps only); stop with a :class:`DivergenceError` if the run ends with its loss
+        above the divergence rule's bound."""
+        final = self.final_step_metrics()
+        if final and self.trainer.log_every_n_steps > 0 and not lightning_writes(self.trainer, self._last_step[0]):
+            for logger in self.loggers:
+                logger.log_metrics(final, step=self._last_step[0])
+        if self.divergence is not None and self.divergence.above > 0:
+            raise DivergenceError(
+                f"the run ended with its loss ({final.get('train/loss', float('nan')):.3g}) above "
+                f"{self.divergence.describe()} for the last {self.divergence.above} steps. {self._resume_hint()}")
 
     def _log_step(self, terms: Mapping[str, Tensor], loss: Tensor) -> None:
         """The step metrics: loss terms, total, weights, causal minimum weight, restarts, parameters."""
@@ -477,8 +572,7 @@ class PINNModule(pl.LightningModule):
         bad = [f"{k}={v.item()}" for k, v in terms.items() if not torch.isfinite(v)] or ["the weighted total"]
         raise NonFiniteLossError(
             f"loss term {', '.join(bad)} at step {self.global_step} ({self.phase}); training stopped. "
-            "Checkpoints saved before this step are kept. Try a smaller learning rate, float64 "
-            "(trainer.precision=64-true), or smaller loss weights."
+            f"{self._resume_hint()}"
         )
 
     def on_train_start(self) -> None:
@@ -500,6 +594,8 @@ class PINNModule(pl.LightningModule):
                 rank_zero_info(f"lightning-pinn: L-BFGS runs in float64 from step {step}")
             self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
             self.trainer.strategy.lr_scheduler_configs = []
+            if self.divergence is not None:
+                self.divergence.reset()  # a new optimizer: its own path, measured from its start
             rank_zero_info(f"lightning-pinn: switching to L-BFGS at step {step}")
         if self.collocation.due(step, self.resample_every):
             self.collocation.redraw(step, self.device, self.dtype)
@@ -511,7 +607,10 @@ class PINNModule(pl.LightningModule):
         """Advance the causal ``epsilon`` schedule once the last time chunk's weight is high enough; restart
         an L-BFGS whose line search failed."""
         if self._causal_weights:
+            stage = self.causal.state_dict()
             self.causal.update(self._causal_weights, self._rank_mean())
+            if self.divergence is not None and self.causal.state_dict() != stage:
+                self.divergence.reset()  # a new epsilon: a new objective
         if self.phase == "lbfgs":
             self._restart_stalled_lbfgs()
 
@@ -598,31 +697,178 @@ class PINNModule(pl.LightningModule):
     # ----- checkpoints -------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the optimizer phase, the collocation state (streams and current points), the balancer's and
-        the causal schedule's state."""
+        """Store the optimizer phase and precision, the problem's fingerprint and point counts, the collocation
+        state (streams and current points), the balancer's, the causal schedule's and the divergence rule's state."""
         checkpoint["lightning_pinn"] = {"phase": self.phase, "float64": self.dtype == torch.float64,
+                                        "problem": self.problem.fingerprint(),
+                                        "point_counts": self.problem.point_counts(),
                                         "collocation": self.collocation.state_dict(),
                                         "balancer": self.balancer.state_dict(),
-                                        "causal": None if self.causal is None else self.causal.state_dict()}
+                                        "causal": None if self.causal is None else self.causal.state_dict(),
+                                        "divergence": None if self.divergence is None else self.divergence.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built; carry the step count
-        over from the other optimization loop if the checkpoint was written under it."""
-        if self._trainer is not None:
+        """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built.
+
+        A float64 checkpoint makes the module float64 in any phase. When resuming a fit (a trainer
+        is attached), the checkpoint must hold the same problem (its fingerprint; else a
+        ``ConfigError`` lists the differences); changed point counts draw the points anew from the
+        sampler streams; optimizer settings changed in the config since the checkpoint was written
+        (e.g. a smaller learning rate) replace the checkpoint's, and say so; the step count is
+        carried over from the other optimization loop if the checkpoint was written under it.
+        Loading for inference (``load_from_checkpoint``) checks nothing of this.
+        """
+        resuming = self._trainer is not None
+        if resuming:
             carry_step_count(checkpoint, self.automatic_optimization)
         state = checkpoint.get("lightning_pinn")
-        if state:
-            self.phase = state["phase"]
-            if self.phase == "lbfgs" and (self.lbfgs_float64 is True or state.get("float64")):
-                self.to(torch.float64)  # before the weights are loaded, so that they load in float64
-            if self._trainer is not None and self.trainer.world_size > 1 and self.global_rank != 0:
+        if not state:
+            return
+        self.phase = state["phase"]
+        if state.get("float64") or (self.phase == "lbfgs" and self.lbfgs_float64 is True):
+            self.to(torch.float64)  # before the weights are loaded, so that they load in float64
+        redraw = False
+        if resuming:
+            self._check_same_problem(state)
+            redraw = self._points_changed(state)
+            self._override_optimizer_settings(checkpoint)
+        if not redraw:
+            if resuming and self.trainer.world_size > 1 and self.global_rank != 0:
                 self.collocation.replay(state["collocation"])  # the checkpoint holds rank 0's streams only
             else:
                 self.collocation.load_state_dict(state["collocation"])
-            if "balancer" in state:
-                self.balancer.load_state_dict(state["balancer"])
-            if self.causal is not None and state.get("causal") is not None:
-                self.causal.load_state_dict(state["causal"])
+        if "balancer" in state:
+            self.balancer.load_state_dict(state["balancer"])
+        if self.causal is not None and state.get("causal") is not None:
+            self.causal.load_state_dict(state["causal"])
+        if self.divergence is not None and state.get("divergence") is not None:
+            self.divergence.load_state_dict(state["divergence"])
+
+    def _check_same_problem(self, state: Mapping[str, Any]) -> None:
+        """Refuse to resume a checkpoint of another problem, listing the differences."""
+        stored = state.get("problem")
+        if stored is None:
+            rank_zero_info("lightning-pinn: this checkpoint predates problem fingerprints; resuming without checking "
+                           "that it holds the same problem")
+            return
+        differences = _differences(stored, self.problem.fingerprint(), "problem")
+        if differences:
+            raise ConfigError(
+                f"ckpt_path: the checkpoint was trained on another problem ({'; '.join(differences)}); resume with "
+                "the problem it was trained on, or load its weights for inference with PINNModule.load_from_checkpoint")
+
+    def _points_changed(self, state: Mapping[str, Any]) -> bool:
+        """Whether the point counts differ from the checkpoint's; if so say that the points are drawn anew."""
+        stored, now = state.get("point_counts"), self.problem.point_counts()
+        if stored is None or dict(stored) == now:
+            return False
+        changes = ", ".join(f"{name}: {stored.get(name)} -> {count}" for name, count in now.items()
+                            if stored.get(name) != count)
+        rank_zero_info(f"lightning-pinn: point counts changed since the checkpoint ({changes}); every point set is "
+                       "drawn anew from its sampler stream")
+        return True
+
+    def _override_optimizer_settings(self, checkpoint: dict[str, Any]) -> None:
+        """Put the config's optimizer settings into the checkpoint's optimizer state where they changed since it was
+        written (a resumed optimizer would otherwise keep the old learning rate, which ``load_state_dict`` restores)."""
+        name, default = ("lbfgs", DEFAULT_LBFGS) if self.phase == "lbfgs" else ("optimizer", DEFAULT_OPTIMIZER)
+        old = (checkpoint.get("hyper_parameters") or {}).get(name) or default
+        new = self.hparams.get(name) or default
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping) or old.get("_target_") != new.get("_target_"):
+            return
+        changed = {k: v for k, v in new.items() if k not in SPECIAL_KEYS and old.get(k, _MISSING) != v}
+        said = []
+        for optimizer_state in checkpoint.get("optimizer_states") or []:
+            for group in optimizer_state.get("param_groups", []):
+                for key, value in changed.items():
+                    if key in group:
+                        group[key] = value
+                        if key == "lr" and "initial_lr" in group:
+                            group["initial_lr"] = value
+                        said.append(f"{key}={value!r} (the checkpoint had {old.get(key, '?')!r})")
+        if "lr" in changed:
+            for scheduler in checkpoint.get("lr_schedulers") or []:
+                for key in ("base_lrs", "_last_lr"):
+                    if key in scheduler:
+                        scheduler[key] = [changed["lr"]] * len(scheduler[key])
+        if said:
+            rank_zero_info(f"lightning-pinn: resuming with {name} " + ", ".join(dict.fromkeys(said)) +
+                           ", as the config now says")
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = None, hparams_file: Any = None,
+                             strict: bool | None = None, trusted_targets: Any = (), **kwargs: Any) -> PINNModule:
+        """A module from a checkpoint file, read as data.
+
+        Lightning's ``load_from_checkpoint``, after checks that make a downloaded checkpoint safe
+        to load: the file is read with ``weights_only=True`` (plain data); every ``_target_`` in
+        its hyperparameters must be on the allow-list (``lightning_pinn.allowlist``) before anything
+        is imported; ``trusted_targets`` adds to the list for this call only. The problem need
+        not match anything (a resume checks that, this does not). ``kwargs`` override stored
+        hyperparameters, as in Lightning.
+
+        Args:
+            checkpoint_path: a ``.ckpt`` file (or a file-like object).
+            map_location: as for ``torch.load``.
+            hparams_file: a YAML file of hyperparameters that replace the stored ones (read as data).
+            strict: as in Lightning.
+            trusted_targets: targets to allow for this load, e.g. ``["mypkg.MyNet"]``.
+
+        Raises:
+            ConfigError: naming the file and the key, for an unreadable file, a refused target or a
+                stored value the constructor refuses.
+        """
+        import io
+
+        import yaml
+
+        if kwargs.pop("weights_only", True) is not True:
+            raise ConfigError("weights_only: PINNModule checkpoints are plain data and load with weights_only=True; "
+                              "for a file that needs more, use torch.load(path, weights_only=False) on a file you trust")
+
+        key = f"{checkpoint_path}:" if isinstance(checkpoint_path, (str, Path)) else "checkpoint:"
+        if isinstance(checkpoint_path, (str, Path)):
+            checkpoint = read_checkpoint(checkpoint_path, key.rstrip(":"), "cpu")
+        else:
+            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        hparams = checkpoint.get(cls.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+        if not isinstance(hparams, Mapping):
+            raise ConfigError(at(subkey(key, "hyper_parameters"), f"expected a mapping but got {type(hparams).__name__}"))
+        hparams = dict(hparams)
+        if hparams_file is not None:
+            extra = yaml.safe_load(Path(hparams_file).read_text())
+            if not isinstance(extra, Mapping):
+                raise ConfigError(f"hparams_file: expected a mapping of hyperparameters in {hparams_file}")
+            hparams.update(extra)
+        checkpoint[cls.CHECKPOINT_HYPER_PARAMS_KEY] = hparams
+        checkpoint.pop(cls.CHECKPOINT_HYPER_PARAMS_TYPE, None)  # plain dicts: never an OmegaConf that resolves ${...}
+        with trusting(trusted_targets):
+            check_targets(hparams, subkey(key, "hyper_parameters"))
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            buffer.seek(0)
+            try:
+                return super().load_from_checkpoint(buffer, map_location=map_location, strict=strict,
+                                                    weights_only=True, **kwargs)
+            except ConfigError as err:
+                raise err.within(subkey(key, "hyper_parameters")) from err
+
+
+_MISSING = object()
+
+
+def _differences(old: Any, new: Any, key: str) -> list[str]:
+    """Where two fingerprints differ, as ``key: old in the checkpoint, new now`` lines."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for name in dict.fromkeys([*old, *new]):
+            out += _differences(old.get(name, _MISSING), new.get(name, _MISSING), f"{key}.{name}")
+        return out
+    if old == new:
+        return []
+    def show(value: Any) -> str:
+        return "absent" if value is _MISSING else repr(value)
+    return [f"{key}: {show(old)} in the checkpoint, {show(new)} now"]
 
 
 def check_lbfgs_float64(plugin: Any, world_size: int) -> None:
@@ -630,26 +876,45 @@ def check_lbfgs_float64(plugin: Any, world_size: int) -> None:
     16 bits) or is not supported (DDP, whose gradient buckets keep their dtype)."""
     precision = str(getattr(plugin, "precision", ""))
     if precision not in ("32-true", "32", "64-true", "64"):
-        raise ValueError(f"lbfgs_float64: needs trainer.precision=32-true (the Adam phase in float32, L-BFGS in "
+        raise ConfigError(f"lbfgs_float64: needs trainer.precision=32-true (the Adam phase in float32, L-BFGS in "
                          f"float64), but the precision is {precision!r}")
     if world_size > 1:
-        raise ValueError("lbfgs_float64: not supported with more than one process (DDP keeps its gradient buffers "
+        raise ConfigError("lbfgs_float64: not supported with more than one process (DDP keeps its gradient buffers "
                          "in the dtype it started with); use trainer.precision=64-true for the whole run")
 
 
 def check_lbfgs_precision(plugin: Any) -> None:
     """Raise a ValueError saying what to use instead when the precision plugin scales the loss (``16-mixed``)."""
     if getattr(plugin, "scaler", None) is not None:
-        raise ValueError(
+        raise ConfigError(
             "lbfgs_from_step: L-BFGS cannot run with trainer.precision=16-mixed, whose dynamic loss scaling "
             "breaks its line search (Lightning: 'AMP and the LBFGS optimizer are not compatible'). Use "
             "trainer.precision=32-true or 64-true (best for L-BFGS), bf16-mixed, or set lbfgs_from_step=null."
         )
 
 
+def _probe_optimizers(optimizer: Any, scheduler: Any, lbfgs: Any) -> None:
+    """Build each optimizer (and the scheduler) once on a stand-in parameter, so that a bad setting (``lr=-1``)
+    is a ConfigError naming its key now rather than an error when training starts."""
+    probe = [nn.Parameter(torch.zeros(1))]
+    for key, factory in (("optimizer", optimizer), ("lbfgs", lbfgs)):
+        if factory is None:
+            continue
+        try:
+            built = factory(probe)
+            if key == "optimizer" and scheduler is not None:
+                key = "scheduler"
+                scheduler(built)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as err:
+            name = getattr(getattr(factory, "func", factory), "__qualname__", "it")
+            raise ConfigError(f"{key}: {name} refused its arguments: {' '.join(str(err).split())}") from err
+
+
 def _check_net(net: nn.Module, problem: Problem) -> None:
     if not isinstance(net, nn.Module):
-        raise ValueError(f"net: expected a torch.nn.Module but got {type(net).__name__}")
+        raise ConfigError(f"net: expected a torch.nn.Module but got {type(net).__name__}")
     param = next(itertools.chain(net.parameters(), net.buffers()), None)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
     device = param.device if param is not None else "cpu"
@@ -658,12 +923,12 @@ def _check_net(net: nn.Module, problem: Problem) -> None:
         with torch.no_grad():
             out = net(probe)
     except Exception as err:
-        raise ValueError(
+        raise ConfigError(
             f"net: calling it on points of shape (N, {problem.n_coords}) for coordinates {list(problem.coords)} failed: {err}"
         ) from err
     if not isinstance(out, Tensor) or out.shape != (2, problem.n_fields):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(
+        raise ConfigError(
             f"net: maps (N, {problem.n_coords}) points to {shape}, but the problem has {problem.n_fields} "
             f"field(s) {list(problem.fields)}: expected (N, {problem.n_fields})"
         )
@@ -675,11 +940,11 @@ def _grid_sizes(value: int | Mapping[str, int], problem: Problem) -> list[int]:
         unknown = set(value) - set(problem.coords)
         missing = set(problem.coords) - set(value)
         if unknown or missing:
-            raise ValueError(f"validation_grid: expected a size for each of {list(problem.coords)} but got {dict(value)}")
+            raise ConfigError(f"validation_grid: expected a size for each of {list(problem.coords)} but got {dict(value)}")
         sizes = [value[c] for c in problem.coords]
     else:
         sizes = [value] * problem.n_coords
     for size in sizes:
         if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-            raise ValueError(f"validation_grid: expected integers >= 2 but got {value!r}")
+            raise ConfigError(f"validation_grid: expected integers >= 2 but got {value!r}")
     return sizes

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from lightning_pinn.config import build
 from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.lightning.step_logging import logs_this_step
 from lightning_pinn.problem.output_transform import ConstrainedNet
@@ -70,18 +71,18 @@ class PhysicsLoss(pl.Callback):
     ):
         self.problem: Problem = build(problem, "problem")
         if not isinstance(self.problem, Problem):
-            raise ValueError(f"problem: expected a lightning_pinn.Problem but got {type(self.problem).__name__}")
+            raise ConfigError(f"problem: expected a lightning_pinn.Problem but got {type(self.problem).__name__}")
         if not (isinstance(fields, str) or fields is None or callable(fields)):
-            raise ValueError(f"fields: expected None, a method name or a callable but got {fields!r}")
+            raise ConfigError(f"fields: expected None, a method name or a callable but got {fields!r}")
         if not float(weight) >= 0:
-            raise ValueError(f"weight: expected a non-negative number but got {weight}")
+            raise ConfigError(f"weight: expected a non-negative number but got {weight}")
         if isinstance(resample_every, bool) or int(resample_every) < 0:
-            raise ValueError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
+            raise ConfigError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
         self.fields, self.weight = fields, float(weight)
         self.sampler, self.resample_every, self.seed = sampler, int(resample_every), int(seed)
         self.check_batch_independence = check_batch_independence
         if derivatives not in ENGINES:
-            raise ValueError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
+            raise ConfigError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
         self.derivatives = derivatives
         self.engine: Any = AutogradEngine()
         """The derivative engine, chosen at ``setup`` (see ``lightning_pinn.derivatives.engines``)."""
@@ -199,18 +200,18 @@ class PhysicsLoss(pl.Callback):
             with torch.no_grad(), _buffers_kept(module):
                 out = self.evaluate_fields(module, probe)
         except Exception as err:
-            raise ValueError(
+            raise ConfigError(
                 f"PhysicsLoss: the module could not evaluate fields on points of shape (N, {self.problem.n_coords}) "
                 f"for coordinates {list(self.problem.coords)}: {err}"
             ) from err
         if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[1] != self.problem.n_fields:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
+            raise ConfigError(
                 f"PhysicsLoss: the module maps (N, {self.problem.n_coords}) coordinates to {shape}, but the problem "
                 f"has {self.problem.n_fields} field(s) {list(self.problem.fields)}: expected (N, {self.problem.n_fields})"
             )
         if self.check_batch_independence and _mixes_batch(lambda x: self.evaluate_fields(module, x), probe, module):
-            raise ValueError(
+            raise ConfigError(
                 "PhysicsLoss: the module's output for one point depends on other points of the batch (BatchNorm in "
                 "training mode, or attention across the batch?), so per-point derivatives would be wrong. Use "
                 "per-sample layers (LayerNorm, GroupNorm) or pass check_batch_independence=False if this is intended."

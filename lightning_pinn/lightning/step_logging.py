@@ -24,9 +24,15 @@ def logs_this_step(module: pl.LightningModule) -> bool:
     trainer = module._trainer
     if trainer is None:
         return True
-    step, every = module.global_step, trainer.log_every_n_steps
+    step = module.global_step
     if step == 0 or trainer.fast_dev_run or trainer.should_stop:
         return True
-    if every > 0 and (step + 1) % every == 0:
+    if lightning_writes(trainer, step):
         return True
     return trainer.max_steps > 0 and step + 1 >= trainer.max_steps
+
+
+def lightning_writes(trainer: pl.Trainer, step: int) -> bool:
+    """Whether Lightning hands the step metrics logged during training step ``step`` to the loggers."""
+    every = trainer.log_every_n_steps
+    return every > 0 and (step + 1) % every == 0

@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from lightning_pinn.config import build, to_plain
+from lightning_pinn.errors import ConfigError
 
 Reduce = Callable[[Tensor], Tensor]
 """A reduction over DDP ranks (the mean), applied to a balancer's statistics before it forms its weights."""
@@ -75,7 +76,7 @@ class Balancer:
 
     def to_config(self) -> dict[str, Any]:
         """A ``_target_`` config that rebuilds this balancer (its arguments, not its state)."""
-        raise ValueError(f"balancing: {type(self).__name__} does not describe itself as a config")
+        raise ConfigError(f"balancing: {type(self).__name__} does not describe itself as a config")
 
 
 class FixedWeights(Balancer):
@@ -218,11 +219,11 @@ class ReLoBRaLo(Balancer):
     def __init__(self, alpha: float = 0.999, temperature: float = 0.1, expected_rho: float = 0.999, seed: int = 0):
         self.alpha = _unit_interval(alpha, "balancing.alpha")
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"balancing.temperature: expected a positive number but got {temperature!r}")
+            raise ConfigError(f"balancing.temperature: expected a positive number but got {temperature!r}")
         self.temperature = float(temperature)
         self.expected_rho = _unit_interval(expected_rho, "balancing.expected_rho")
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"balancing.seed: expected an integer but got {seed!r}")
+            raise ConfigError(f"balancing.seed: expected an integer but got {seed!r}")
         self.seed = seed
         self._generator = torch.Generator().manual_seed(seed)
         self._names: tuple[str, ...] | None = None
@@ -241,7 +242,7 @@ class ReLoBRaLo(Balancer):
         if self._names is None:
             self._names = tuple(terms)
         elif set(terms) != set(self._names):
-            raise ValueError(f"balancing: ReLoBRaLo balances the terms {list(self._names)} but got {list(terms)}")
+            raise ConfigError(f"balancing: ReLoBRaLo balances the terms {list(self._names)} but got {list(terms)}")
         if self._lambda is None or int(step) != self._step:
             self._update(terms, reduce)
             self._step = int(step)
@@ -327,27 +328,27 @@ def build_balancer(spec: Any = None) -> Balancer:
         if "_target_" in spec:
             balancer = build(spec, "balancing")
             if not _is_balancer(balancer):
-                raise ValueError(
+                raise ConfigError(
                     f"balancing: {spec['_target_']} built a {type(balancer).__name__}, which has no "
                     "weights(terms, params, step, reduce), state_dict() and load_state_dict(state)"
                 )
             return balancer
         if "name" in spec:
             return _from_registry(spec["name"], {k: v for k, v in spec.items() if k != "name"})
-        raise ValueError(f"balancing: expected a mapping with 'name' (one of {list(BALANCERS)}) "
+        raise ConfigError(f"balancing: expected a mapping with 'name' (one of {list(BALANCERS)}) "
                          f"or '_target_' but got keys {sorted(spec)}")
-    raise ValueError(f"balancing: expected null, one of {list(BALANCERS)}, a mapping with 'name' or '_target_', "
+    raise ConfigError(f"balancing: expected null, one of {list(BALANCERS)}, a mapping with 'name' or '_target_', "
                      f"or a balancer but got {spec!r}")
 
 
 def _from_registry(name: Any, arguments: dict[str, Any]) -> Balancer:
     if not isinstance(name, str) or name not in BALANCERS:
-        raise ValueError(f"balancing: expected one of {list(BALANCERS)} but got {name!r}")
+        raise ConfigError(f"balancing: expected one of {list(BALANCERS)} but got {name!r}")
     cls = BALANCERS[name]
     accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
     unknown = sorted(set(arguments) - set(accepted))
     if unknown:
-        raise ValueError(f"balancing: {name} takes the arguments {accepted} but got {unknown}")
+        raise ConfigError(f"balancing: {name} takes the arguments {accepted} but got {unknown}")
     return cls(**arguments)
 
 
@@ -371,13 +372,13 @@ def _grad_norm(loss: Tensor, params: list[Tensor]) -> Tensor:
 
 def _positive_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key}: expected a positive integer but got {value!r}")
+        raise ConfigError(f"{key}: expected a positive integer but got {value!r}")
     return value
 
 
 def _unit_interval(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{key}: expected a number in [0, 1] but got {value!r}")
+        raise ConfigError(f"{key}: expected a number in [0, 1] but got {value!r}")
     return float(value)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_pinn.errors import ConfigError
+
 
 def chunk_losses(residual: Tensor, t: Tensor, t_range: Sequence[float], chunks: int) -> tuple[Tensor, Tensor]:
     """Per-chunk mean squared residual ``L_i`` and point count ``n_i`` over ``chunks`` equal time bins.
@@ -136,16 +138,16 @@ class CausalWeighting:
         threshold: float = 0.99,
     ):
         if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
-            raise ValueError(f"causal.chunks: expected a positive integer but got {chunks!r}")
+            raise ConfigError(f"causal.chunks: expected a positive integer but got {chunks!r}")
         schedule = list(epsilon) if isinstance(epsilon, Sequence) and not isinstance(epsilon, str) else [epsilon]
         if not schedule or not all(_is_number(e) and e >= 0 for e in schedule):
-            raise ValueError(f"causal.epsilon: expected a number >= 0 or a non-empty list of them but got {epsilon!r}")
+            raise ConfigError(f"causal.epsilon: expected a number >= 0 or a non-empty list of them but got {epsilon!r}")
         if terms is not None and (isinstance(terms, str) or not all(isinstance(name, str) for name in terms)):
-            raise ValueError(f"causal.terms: expected a list of equation names or null but got {terms!r}")
+            raise ConfigError(f"causal.terms: expected a list of equation names or null but got {terms!r}")
         if not isinstance(time, str):
-            raise ValueError(f"causal.time: expected the name of the time coordinate but got {time!r}")
+            raise ConfigError(f"causal.time: expected the name of the time coordinate but got {time!r}")
         if not _is_number(threshold) or not 0 < threshold <= 1:
-            raise ValueError(f"causal.threshold: expected a number in (0, 1] but got {threshold!r}")
+            raise ConfigError(f"causal.threshold: expected a number in (0, 1] but got {threshold!r}")
         self.chunks = chunks
         self.epsilons: tuple[float, ...] = tuple(float(e) for e in schedule)
         self.terms: tuple[str, ...] | None = None if terms is None else tuple(terms)
@@ -169,7 +171,7 @@ class CausalWeighting:
             return list(equations)
         unknown = [name for name in self.terms if name not in equations]
         if unknown:
-            raise ValueError(f"causal.terms: {unknown} are not equation terms; expected names among {list(equations)}")
+            raise ConfigError(f"causal.terms: {unknown} are not equation terms; expected names among {list(equations)}")
         return [name for name in equations if name in self.terms]
 
     def __call__(self, residual: Tensor, t: Tensor, t_range: Sequence[float],
@@ -182,7 +184,7 @@ class CausalWeighting:
         """The last chunk's weight ``w_{M-1}`` (the smallest), minimized over terms when given ``{term: w}``; detached."""
         if isinstance(weights, Mapping):
             if not weights:
-                raise ValueError("causal: min_weight needs the weights of at least one term")
+                raise ConfigError("causal: min_weight needs the weights of at least one term")
             return torch.stack([w.detach()[-1] for w in weights.values()]).min()
         return weights.detach()[-1]
 
@@ -210,7 +212,7 @@ class CausalWeighting:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         stage = int(state["stage"])
         if not 0 <= stage < len(self.epsilons):
-            raise ValueError(f"causal: the checkpoint is at epsilon stage {stage} but the schedule has "
+            raise ConfigError(f"causal: the checkpoint is at epsilon stage {stage} but the schedule has "
                              f"{len(self.epsilons)} values {list(self.epsilons)}")
         self.stage = stage
 
@@ -226,12 +228,12 @@ class CausalWeighting:
 
 def _check_inputs(residual: Tensor, t: Tensor, t_range: Sequence[float], chunks: int) -> tuple[float, float]:
     if residual.dim() != 1 or residual.shape != t.shape:
-        raise ValueError(f"causal: expected residual and t of the same shape (N,) but got "
+        raise ConfigError(f"causal: expected residual and t of the same shape (N,) but got "
                          f"{tuple(residual.shape)} and {tuple(t.shape)}")
     if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
-        raise ValueError(f"causal.chunks: expected a positive integer but got {chunks!r}")
+        raise ConfigError(f"causal.chunks: expected a positive integer but got {chunks!r}")
     if len(t_range) != 2 or not float(t_range[0]) < float(t_range[1]):
-        raise ValueError(f"causal: expected a time range (t0, t1) with t0 < t1 but got {t_range!r}")
+        raise ConfigError(f"causal: expected a time range (t0, t1) with t0 < t1 but got {t_range!r}")
     return float(t_range[0]), float(t_range[1])
 
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 
+from lightning_pinn.errors import ConfigError
+
 Derivative = tuple[str, tuple[str, ...]]
 """A partial derivative: field name and the sorted coordinate names it is taken along."""
 
 
-class ExpressionError(ValueError):
+class ExpressionError(ConfigError):
     """A config expression that cannot be compiled; the message names the config key."""
 
 
@@ -101,6 +104,15 @@ _BINARY_OPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Pow: lambda a, b: a**b,
 }
 _UNARY_OPS: dict[type, Callable[[Any], Any]] = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
+_CHAINS: dict[type, frozenset[type]] = {
+    ast.Add: frozenset({ast.Add, ast.Sub}), ast.Sub: frozenset({ast.Add, ast.Sub}),
+    ast.Mult: frozenset({ast.Mult, ast.Div}), ast.Div: frozenset({ast.Mult, ast.Div}),
+}
+"""Operators of one precedence that associate to the left, compiled as one loop."""
+
+
+def _constant(value: float) -> Callable[[Any], float]:
+    return lambda lookup: value
 _MAX_ORDER = 8
 
 NORMAL = "<normal>"
@@ -203,12 +215,20 @@ def compile_expression(source: str, namespace: Namespace, key: str = "<expressio
     if not source.strip():
         raise ExpressionError(f"{key}: the expression is empty")
     source = source.strip()  # columns in messages count in the quoted, stripped source
+    limit = sys.getrecursionlimit()
     try:
+        # Python builds the tree of a sum of n terms n levels deep; a machine-written sum of thousands
+        # of terms needs a recursion limit above the default 1000 while it is parsed and compiled
+        sys.setrecursionlimit(max(limit, len(source) + 1000))
         tree = ast.parse(source, mode="eval")
+        compiler = _Compiler(source, key, namespace)
+        fn = compiler.build(tree.body)
     except SyntaxError as err:
         raise ExpressionError(f"{key}: cannot parse {source!r}: {err.msg} at column {err.offset}") from None
-    compiler = _Compiler(source, key, namespace)
-    fn = compiler.build(tree.body)
+    except RecursionError:
+        raise ExpressionError(f"{key}: the expression is nested too deeply to compile") from None
+    finally:
+        sys.setrecursionlimit(limit)
     return Expression(source, key, fn, compiler.derivatives, compiler.names)
 
 
@@ -226,6 +246,17 @@ class _Compiler:
         return ExpressionError(f"{self.key}: {message}{where} in {self.source!r}")
 
     def build(self, node: ast.AST) -> Callable:
+        """The closure of ``node``; constant parts are evaluated once, here (see :meth:`compile`)."""
+        return self.compile(node)[0]
+
+    def compile(self, node: ast.AST) -> tuple[Callable, float | None]:
+        """``(closure, value)``: ``value`` is the number a constant subtree folds to, else None.
+
+        Chains of ``+ -`` and of ``* /`` are built as one loop each rather than a nested closure per
+        operator, so a machine-written sum of thousands of terms neither recurses that deep when
+        compiled nor when evaluated. A constant part that cannot be evaluated (``1/0``, ``2.0**10000``,
+        ``log(-1)``) is an error now, naming the key, rather than at the first training step.
+        """
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 raise self.fail(node, f"only numbers are allowed as constants, not {node.value!r}")
@@ -233,24 +264,77 @@ class _Compiler:
                 value = float(node.value)
             except OverflowError:
                 raise self.fail(node, f"the number {node.value} is too large") from None
-            return lambda lookup: value
+            return _constant(value), value
         if isinstance(node, ast.Name):
-            return self.build_name(node)
+            if node.id in CONSTANTS:
+                return _constant(CONSTANTS[node.id]), CONSTANTS[node.id]
+            return self.build_name(node), None
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
-            op, left, right = _BINARY_OPS[type(node.op)], self.build(node.left), self.build(node.right)
-            return lambda lookup: op(left(lookup), right(lookup))
+            return self.compile_chain(node)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY_OPS:
-            op, operand = _UNARY_OPS[type(node.op)], self.build(node.operand)
-            return lambda lookup: op(operand(lookup))
+            op = _UNARY_OPS[type(node.op)]
+            operand, value = self.compile(node.operand)
+            if value is not None:
+                return self.fold(node, lambda: op(value))
+            return (lambda lookup: op(operand(lookup))), None
         if isinstance(node, ast.Call):
             return self.build_call(node)
         raise self.fail(node, f"{_describe(node)} is not allowed; use numbers, names, + - * / **, and functions")
 
+    def compile_chain(self, node: ast.BinOp) -> tuple[Callable, float | None]:
+        """A left-nested run of operators of one precedence (``a - b + c``, ``a * b / c``), or a single ``**``."""
+        group = _CHAINS.get(type(node.op))
+        links: list[tuple[ast.BinOp, Callable]] = []
+        head: ast.AST = node
+        while group is not None and isinstance(head, ast.BinOp) and type(head.op) in group:
+            links.append((head, _BINARY_OPS[type(head.op)]))
+            head = head.left
+        if group is None:  # **: right-associative and rarely chained long
+            links, head = [(node, _BINARY_OPS[type(node.op)])], node.left
+        links.reverse()
+        first, value = self.compile(head)
+        steps = []
+        for link, op in links:
+            fn, operand = self.compile(link.right)
+            if value is not None and operand is not None:
+                folded = value
+                value = self.fold(link, lambda a=folded, b=operand, op=op: op(a, b))[1]
+                first = _constant(value)
+                continue
+            if value is not None and steps == []:
+                first = _constant(value)
+            value = None
+            steps.append((op, fn))
+        if value is not None:
+            return _constant(value), value
+        if not steps:
+            return first, None
+        if len(steps) == 1:
+            (op, fn), start = steps[0], first
+            return (lambda lookup: op(start(lookup), fn(lookup))), None
+
+        def chain(lookup: Callable[[Any], Any]) -> Any:
+            result = first(lookup)
+            for op, fn in steps:
+                result = op(result, fn(lookup))
+            return result
+
+        return chain, None
+
+    def fold(self, node: ast.AST, evaluate: Callable[[], Any]) -> tuple[Callable, float]:
+        """Evaluate a constant part now; an ``ExpressionError`` naming it when that fails or gives no real number."""
+        text = ast.get_source_segment(self.source, node) or self.source
+        try:
+            value = evaluate()
+        except (ArithmeticError, ValueError) as err:
+            reason = {ZeroDivisionError: "division by zero", OverflowError: "too large"}.get(type(err)) or str(err)
+            raise self.fail(node, f"the constant {text!r} cannot be evaluated ({reason})") from None
+        if isinstance(value, complex) or not math.isfinite(value):
+            raise self.fail(node, f"the constant {text!r} is not a finite real number ({value})")
+        return _constant(float(value)), float(value)
+
     def build_name(self, node: ast.Name) -> Callable:
         name = node.id
-        if name in CONSTANTS:
-            value = CONSTANTS[name]
-            return lambda lookup: value
         if name in self.ns.coords or name in self.ns.fields or name in self.ns.params:
             self.names.add(name)
             return lambda lookup: lookup(name)
@@ -268,7 +352,7 @@ class _Compiler:
         self.derivatives.add(derivative)
         return lambda lookup: lookup(derivative)
 
-    def build_call(self, node: ast.Call) -> Callable:
+    def build_call(self, node: ast.Call) -> tuple[Callable, float | None]:
         if not isinstance(node.func, ast.Name):
             raise self.fail(node, f"{_describe(node.func)} cannot be called; only {sorted(FUNCTIONS)} and d(...)")
         if node.keywords:
@@ -277,17 +361,20 @@ class _Compiler:
             raise self.fail(node, "starred arguments are not allowed")
         name = node.func.id
         if name == "d":
-            return self.use_derivative(node, self.derivative_call(node))
+            return self.use_derivative(node, self.derivative_call(node)), None
         if name not in FUNCTIONS:
             raise self.fail(node, f"unknown function {name!r}; valid functions are {sorted(FUNCTIONS)} and d(...)")
         arity, fn = FUNCTIONS[name]
         if len(node.args) != arity:
             raise self.fail(node, f"{name} takes {arity} argument(s) but got {len(node.args)}")
-        args = [self.build(arg) for arg in node.args]
+        compiled = [self.compile(arg) for arg in node.args]
+        if all(value is not None for _, value in compiled):
+            return self.fold(node, lambda: fn(*(value for _, value in compiled)))
+        args = [closure for closure, _ in compiled]
         if arity == 1:
             (arg,) = args
-            return lambda lookup: fn(arg(lookup))
-        return lambda lookup: fn(*(a(lookup) for a in args))
+            return (lambda lookup: fn(arg(lookup))), None
+        return (lambda lookup: fn(*(a(lookup) for a in args))), None
 
     def derivative_call(self, node: ast.Call) -> Derivative:
         """``d(u, x)``, ``d(u, x, 2)``, ``d(u, x, t)``, ``d(u, x, 2, t)``: field, then coords with counts."""

@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from lightning_pinn.errors import ConfigError
+
 
 def load_observations(path: str | Path, coords: Sequence[str], fields: Sequence[str],
                       key: str = "data") -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -26,24 +28,24 @@ def load_observations(path: str | Path, coords: Sequence[str], fields: Sequence[
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{key}: no observation file at {str(path)!r} (relative paths start at {str(Path.cwd())!r})")
+        raise ConfigError(f"{key}: no observation file at {str(path)!r} (relative paths start at {str(Path.cwd())!r})")
     columns = _read_columns(path, key)
     unknown = [name for name in columns if name not in coords and name not in fields]
     if unknown:
-        raise ValueError(f"{key}: {path.name} has columns {unknown} that are neither coordinates {list(coords)} "
+        raise ConfigError(f"{key}: {path.name} has columns {unknown} that are neither coordinates {list(coords)} "
                          f"nor fields {list(fields)}")
     missing = [name for name in coords if name not in columns]
     if missing:
-        raise ValueError(f"{key}: {path.name} lacks the coordinate column(s) {missing}; it has {sorted(columns)}")
+        raise ConfigError(f"{key}: {path.name} lacks the coordinate column(s) {missing}; it has {sorted(columns)}")
     observed = [name for name in fields if name in columns]
     if not observed:
-        raise ValueError(f"{key}: {path.name} has no column for any field {list(fields)}; it has {sorted(columns)}")
+        raise ConfigError(f"{key}: {path.name} has no column for any field {list(fields)}; it has {sorted(columns)}")
     lengths = {name: len(column) for name, column in columns.items()}
     if len(set(lengths.values())) != 1:
-        raise ValueError(f"{key}: {path.name} has columns of different lengths {lengths}")
+        raise ConfigError(f"{key}: {path.name} has columns of different lengths {lengths}")
     for name, column in columns.items():
         if not np.all(np.isfinite(column)):
-            raise ValueError(f"{key}: {path.name} column {name!r} holds non-finite values")
+            raise ConfigError(f"{key}: {path.name} column {name!r} holds non-finite values")
     points = np.stack([columns[name] for name in coords], axis=1)
     return points, {name: columns[name] for name in observed}
 
@@ -62,18 +64,18 @@ def _read_columns(path: Path, key: str) -> dict[str, np.ndarray]:
 
             raw = {name: value for name, value in loadmat(path).items() if not name.startswith("__")}
         else:
-            raise ValueError(f"{key}: {path.name}: expected a .npz, .csv or .mat file")
+            raise ConfigError(f"{key}: {path.name}: expected a .npz, .csv or .mat file")
     except ValueError:
         raise
     except Exception as err:
-        raise ValueError(f"{key}: cannot read {str(path)!r}: {err}") from err
+        raise ConfigError(f"{key}: cannot read {str(path)!r}: {err}") from err
     columns = {}
     for name, value in raw.items():
-        array = np.asarray(value, dtype=np.float64)
+        array = np.atleast_1d(np.asarray(value, dtype=np.float64))  # a file of one row reads as scalars
         if array.ndim == 2 and 1 in array.shape:
             array = array.ravel()
         if array.ndim != 1:
-            raise ValueError(f"{key}: {path.name} column {name!r} has shape {array.shape}; expected one value "
+            raise ConfigError(f"{key}: {path.name} column {name!r} has shape {array.shape}; expected one value "
                              "per observation (flatten gridded data into columns first)")
         columns[name] = array
     return columns

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from lightning_pinn.derivatives.jet_algebra import JetValue
 from lightning_pinn.derivatives.jets import Jet, JetIndex, jet_through, register_jet_rule
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.problem.expressions import Expression, Namespace, compile_expression
 
 
@@ -43,10 +44,10 @@ class OutputTransform:
         self.expressions: dict[str, Expression] = {}
         for name, source in self.sources.items():
             if name not in self.fields:
-                raise ValueError(f"{key}: {name!r} is not a field; fields are {list(self.fields)}")
+                raise ConfigError(f"{key}: {name!r} is not a field; fields are {list(self.fields)}")
             expression = compile_expression(source, namespace, key=f"{key}.{name}")
             if expression.derivatives:
-                raise ValueError(f"{key}.{name}: a transform cannot take derivatives, but {source!r} does")
+                raise ConfigError(f"{key}.{name}: a transform cannot take derivatives, but {source!r} does")
             self.expressions[name] = expression
 
     def __call__(self, x: Tensor, raw: Tensor) -> Tensor:

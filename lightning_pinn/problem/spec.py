@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from lightning_pinn.config import build, config_of
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.geometry.box import Box, Region
 from lightning_pinn.geometry.domain import Domain
 from lightning_pinn.geometry.point_sources import FixedPoints, PeriodicSource, PointSource
@@ -135,6 +138,9 @@ class Problem:
         ['burgers', 'initial']
     """
 
+    builds_own_arguments = ("geometry", "reference")
+    """Given as configs, these are built by the constructor after it has checked the rest (see ``config.instantiate_data``)."""
+
     def __init__(
         self,
         coords: Mapping[str, Sequence[float]],
@@ -150,16 +156,18 @@ class Problem:
         output_transform: Mapping[str, str] | None = None,
         geometry: Shape | Mapping[str, Any] | None = None,
     ):
-        coords = {str(k): [float(v) for v in b] for k, b in dict(coords).items()}
+        coords = {str(k): _bounds(b, f"coords.{k}") for k, b in _mapping(coords, "coords").items()}
+        if isinstance(fields, str) or not isinstance(fields, Sequence):
+            raise ConfigError(f"fields: expected a list of field names like [u, v] but got {fields!r}")
         self.fields = tuple(str(f) for f in fields)
-        self.params = {str(k): float(v) for k, v in dict(params or {}).items()}
-        self.learnable = {str(k): float(v) for k, v in dict(learnable or {}).items()}
+        self.params = {str(k): _number(v, f"params.{k}") for k, v in _mapping(params, "params").items()}
+        self.learnable = {str(k): _number(v, f"learnable.{k}") for k, v in _mapping(learnable, "learnable").items()}
         self.time = time if time is not None else ("t" if "t" in coords else None)
         self.box = Box(coords, time=self.time)
         self.coords = self.box.names
         self.domain = Domain(self.box, build(geometry, "geometry"))
         """Where points are drawn: the box, or the geometry inside it."""
-        self.reference = reference
+        self.reference = build(reference, "reference")
         self.name = name
         self._check_names()
         self.namespace = Namespace(self.coords, self.fields, (*self.params, *self.learnable))
@@ -168,7 +176,7 @@ class Problem:
         """The compiled hard constraints, applied by ``PINNModule`` and ``PhysicsLoss`` (None: raw outputs)."""
 
         if not equations and not conditions:
-            raise ValueError("equations: a problem needs at least one equation or condition")
+            raise ConfigError("equations: a problem needs at least one equation or condition")
         self.terms: dict[str, Term] = {}
         self.point_sets: dict[str, PointSetSpec] = {}
         if equations:
@@ -180,38 +188,74 @@ class Problem:
         self._conditions = {k: _as_condition(c, f"conditions.{k}") for k, c in dict(conditions or {}).items()}
         for key, cond in self._conditions.items():
             if key in self.point_sets:
-                raise ValueError(f"conditions.{key}: the name {key!r} is taken; rename the condition")
+                raise ConfigError(f"conditions.{key}: the name {key!r} is taken; rename the condition")
             self._add_condition(str(key), cond, f"conditions.{key}")
         self._equations = dict(equations or {})
         self._collocation_points = int(collocation_points)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, trusted_targets: Iterable[str] = ()) -> Problem:
+        """A problem from a YAML file read as data: plain values, never composed by Hydra.
+
+        The file holds this class's keys (``coords``, ``fields``, ``equations``, ...), with or
+        without ``_target_: lightning_pinn.Problem``. Hydra syntax in it (a ``defaults`` list,
+        ``# @package _global_``, ``${...}``) is not interpreted, so a problem file you did not
+        write cannot rewrite your run. The targets in it (reference, geometry) must be on the
+        allow-list (``lightning_pinn.allowlist``); ``trusted_targets`` adds to it for this call.
+        ``train.py problem_file=path/to/problem.yaml`` loads one this way.
+
+        Raises:
+            ConfigError: naming the file and the key: an unreadable file, YAML that is not a
+                mapping, unknown keys, a refused target, anything the constructor refuses.
+        """
+        import yaml
+
+        from lightning_pinn.allowlist import trusting
+        from lightning_pinn.config import instantiate_data
+
+        key = f"{path}:"
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except OSError as err:
+            raise ConfigError(f"{key} cannot read the problem file ({err.strerror})") from err
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{key} not valid YAML: {' '.join(str(err).split())}") from err
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{key} expected a mapping of problem keys (coords, fields, equations, ...) but got "
+                              f"{type(data).__name__}")
+        with trusting(trusted_targets):
+            problem = instantiate_data({"_target_": f"{cls.__module__}.{cls.__qualname__}", **data}, key)
+        if not isinstance(problem, Problem):
+            raise ConfigError(f"{key} _target_: expected a lightning_pinn.Problem but got {type(problem).__name__}")
+        return problem
 
     def _check_names(self) -> None:
         seen: dict[str, str] = {}
         groups = [("coords", self.coords), ("fields", self.fields), ("params", self.params), ("learnable", self.learnable)]
         reserved = {*CONSTANTS, *FUNCTIONS, "d"}
         if not self.fields:
-            raise ValueError("fields: expected at least one field name")
+            raise ConfigError("fields: expected at least one field name")
         for group, names in groups:
             for name in names:
                 if not name.isidentifier():
-                    raise ValueError(f"{group}: {name!r} is not a valid name (letters, digits, underscores)")
+                    raise ConfigError(f"{group}: {name!r} is not a valid name (letters, digits, underscores)")
                 if name in reserved:
-                    raise ValueError(f"{group}: {name!r} is reserved (constants, functions and d)")
+                    raise ConfigError(f"{group}: {name!r} is reserved (constants, functions and d)")
                 if name in seen:
-                    raise ValueError(f"{group}: {name!r} is already used in {seen[name]}")
+                    raise ConfigError(f"{group}: {name!r} is already used in {seen[name]}")
                 seen[name] = group
 
     def _add_condition(self, key: str, cond: Condition, where: str) -> None:
         kinds = [kind for kind in ("region", "periodic", "data") if getattr(cond, kind) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"{where}: expected exactly one of 'region', 'periodic' or 'data' but got {kinds or 'none'}")
+            raise ConfigError(f"{where}: expected exactly one of 'region', 'periodic' or 'data' but got {kinds or 'none'}")
         if cond.points is not None:
             _check_count(f"{where}.points", cond.points)
         if cond.sampler is not None and cond.sampler not in METHODS:
-            raise ValueError(f"{where}.sampler: expected one of {list(METHODS)} but got {cond.sampler!r}")
+            raise ConfigError(f"{where}.sampler: expected one of {list(METHODS)} but got {cond.sampler!r}")
         if cond.data is not None:
             if cond.residual is not None:
-                raise ValueError(f"{where}.residual: a data condition's residual is the misfit of the observed "
+                raise ConfigError(f"{where}.residual: a data condition's residual is the misfit of the observed "
                                  "fields; remove 'residual'")
             rows, observed = self._observation_rows(cond, where)
             self.point_sets[key] = PointSetSpec([], len(rows), rows=rows, observed=observed)
@@ -222,7 +266,7 @@ class Problem:
                 f for name in self.fields for f in (name, f"d({name}, {cond.periodic})")]
             sources = [sources] if isinstance(sources, str) else list(sources)
             if not sources or not all(isinstance(text, str) for text in sources):
-                raise ValueError(f"{where}.residual: expected a list of expressions that must agree on both faces "
+                raise ConfigError(f"{where}.residual: expected a list of expressions that must agree on both faces "
                                  f"but got {cond.residual!r}")
             residual = PeriodicResidual([compile_expression(text, self.namespace, key=f"{where}.residual[{k}]")
                                          for k, text in enumerate(sources)])
@@ -230,18 +274,18 @@ class Problem:
                                                 periodic=(column, upper))
         else:
             if cond.residual is None:
-                raise ValueError(f"{where}.residual: a condition on a region needs a 'residual' expression or callable")
+                raise ConfigError(f"{where}.residual: a condition on a region needs a 'residual' expression or callable")
             residual = cond.residual
             self.point_sets[key] = PointSetSpec(self.domain.regions(cond.region, f"{where}.region"), int(cond.points or 256),
                                                 cond.sampler)
-        self._add_term(key, residual, key, float(cond.weight), where)
+        self._add_term(key, residual, key, _number(cond.weight, f"{where}.weight"), where)
 
     def _periodic_column(self, name: Any, key: str) -> tuple[int, float]:
         if name not in self.coords:
-            raise ValueError(f"{key}: {name!r} is not a coordinate; coordinates are {list(self.coords)}")
+            raise ConfigError(f"{key}: {name!r} is not a coordinate; coordinates are {list(self.coords)}")
         column = self.coords.index(name)
         if self.domain.shape is not None and name != self.time:
-            raise ValueError(f"{key}: the faces {name}={self.box.lo[column]:g} and {name}={self.box.hi[column]:g} of "
+            raise ConfigError(f"{key}: the faces {name}={self.box.lo[column]:g} and {name}={self.box.hi[column]:g} of "
                              f"{self.domain.shape!r} need not match in size; periodic conditions need a box domain "
                              "(drop geometry, or use a periodic embedding in the network)")
         return column, self.box.hi[column]
@@ -250,7 +294,7 @@ class Problem:
         """Coordinates then observed values, one row per observation."""
         if cond.data == "reference":
             if self.reference is None:
-                raise ValueError(f"{where}.data: 'reference' samples the problem's reference, and it has none")
+                raise ConfigError(f"{where}.data: 'reference' samples the problem's reference, and it has none")
             points = self.domain.sample_interior(int(cond.points or 1000), seed=0)
             return np.concatenate([points, self.reference_values(points)], axis=1), self.fields
         points, values = load_observations(cond.data, self.coords, self.fields, f"{where}.data")
@@ -266,24 +310,24 @@ class Problem:
             values = np.stack([np.asarray(values[f], dtype=np.float64) for f in self.fields], axis=1)
         values = np.asarray(values, dtype=np.float64).reshape(points.shape[0], -1)
         if values.shape[1] != self.n_fields:
-            raise ValueError(f"reference: returned {values.shape[1]} columns for fields {list(self.fields)}")
+            raise ConfigError(f"reference: returned {values.shape[1]} columns for fields {list(self.fields)}")
         return values
 
     def _add_term(self, name: str, residual: Any, point_set: str, weight: float, key: str) -> None:
         if name in self.terms:
-            raise ValueError(f"{key}: the term name {name!r} is used twice; equations and conditions need distinct names")
+            raise ConfigError(f"{key}: the term name {name!r} is used twice; equations and conditions need distinct names")
         if isinstance(residual, str):
             residual = compile_expression(residual, self.namespace, key=key)
         elif not callable(residual):
-            raise ValueError(f"{key}: expected an expression string or a callable but got {residual!r}")
+            raise ConfigError(f"{key}: expected an expression string or a callable but got {residual!r}")
         if not weight >= 0:
-            raise ValueError(f"{key}.weight: expected a non-negative weight but got {weight}")
+            raise ConfigError(f"{key}.weight: expected a non-negative weight but got {weight}")
         spec = self.point_sets[point_set]
         if any(coords == (NORMAL,) for _, coords in getattr(residual, "derivatives", ())):
             plain = [r.label for r in spec.regions if not r.has_normals]
             if spec.periodic is not None or spec.rows is not None or plain:
                 where = f"region {plain[0]!r}" if plain else "this condition"
-                raise ValueError(f"{key}: normal derivatives (like {self.fields[0]}_n) need points on a boundary, "
+                raise ConfigError(f"{key}: normal derivatives (like {self.fields[0]}_n) need points on a boundary, "
                                  f"and {where} has no outward normal")
             spec.normals = True
         self.terms[name] = Term(name, residual, point_set, float(weight))
@@ -307,6 +351,41 @@ class Problem:
     def bounds(self) -> list[list[float]]:
         """``[[lo, hi], ...]`` in coordinate order."""
         return [[lo, hi] for lo, hi in zip(self.box.lo, self.box.hi)]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes this problem the same problem for a resumed run, as plain data.
+
+        Coordinates and bounds, fields, parameters, learnable parameter names, the time
+        coordinate, equations and conditions (regions, residuals, periodic pairs, data sources),
+        the geometry and the output transform. Not weights, samplers or the reference (training
+        settings), nor point counts (:meth:`point_counts`). Python residuals count by import path.
+        """
+        def source(residual: Any) -> Any:
+            if residual is None or isinstance(residual, str):
+                return residual
+            if _is_list(residual):
+                return [source(r) for r in residual]
+            return f"{getattr(residual, '__module__', '?')}.{getattr(residual, '__qualname__', type(residual).__name__)}"
+
+        conditions = {}
+        for key, c in self._conditions.items():
+            region = c.region if c.region is None or isinstance(c.region, str) else list(c.region)
+            conditions[key] = {"region": region, "residual": source(c.residual), "periodic": c.periodic, "data": c.data}
+        return {
+            "coords": {k: list(b) for k, b in zip(self.coords, self.bounds)},
+            "fields": list(self.fields),
+            "params": dict(self.params),
+            "learnable": sorted(self.learnable),
+            "time": self.time,
+            "equations": {k: source(_residual_and_weight(spec, k)[0]) for k, spec in self._equations.items()},
+            "conditions": conditions,
+            "geometry": None if self.domain.shape is None else self.domain.shape.config(),
+            "output_transform": None if self.output_transform is None else dict(self.output_transform.sources),
+        }
+
+    def point_counts(self) -> dict[str, int]:
+        """Points per point set (interior and each condition), as drawn each time."""
+        return {name: int(spec.points) for name, spec in self.point_sets.items()}
 
     def to_config(self) -> dict[str, Any]:
         """A plain-data config that rebuilds this problem with ``hydra.utils.instantiate``.
@@ -351,7 +430,7 @@ def callable_config(obj: Any, key: str) -> dict[str, Any]:
     """A ``_target_`` config for a callable, or a ValueError naming ``key`` when it has no import path."""
     config = config_of(obj)
     if config is None:
-        raise ValueError(f"{key}: {obj!r} has no import path; use a module-level function so it can be saved")
+        raise ConfigError(f"{key}: {obj!r} has no import path; use a module-level function so it can be saved")
     return config
 
 
@@ -359,8 +438,8 @@ def _residual_and_weight(spec: Any, key: str) -> tuple[Any, float]:
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"residual", "weight"}
         if unknown or "residual" not in spec:
-            raise ValueError(f"{key}: expected a residual, or a mapping with 'residual' and 'weight', got keys {sorted(map(str, spec))}")
-        return spec["residual"], float(spec.get("weight", 1.0))
+            raise ConfigError(f"{key}: expected a residual, or a mapping with 'residual' and 'weight', got keys {sorted(map(str, spec))}")
+        return spec["residual"], _number(spec.get("weight", 1.0), f"{key}.weight")
     return spec, 1.0
 
 
@@ -372,11 +451,11 @@ def _as_condition(cond: Condition | Mapping[str, Any], key: str) -> Condition:
     if isinstance(cond, Condition):
         return cond
     if not isinstance(cond, Mapping):
-        raise ValueError(f"{key}: expected a mapping with 'region' and 'residual' but got {cond!r}")
+        raise ConfigError(f"{key}: expected a mapping with 'region' and 'residual' but got {cond!r}")
     allowed = set(inspect.signature(Condition).parameters)
     unknown = set(cond) - allowed
     if unknown:
-        raise ValueError(f"{key}: unknown keys {sorted(map(str, unknown))}; expected keys among {sorted(allowed)}")
+        raise ConfigError(f"{key}: unknown keys {sorted(map(str, unknown))}; expected keys among {sorted(allowed)}")
     cond = dict(cond)
     for name in ("region", "residual"):
         if _is_list(cond.get(name)):
@@ -384,6 +463,32 @@ def _as_condition(cond: Condition | Mapping[str, Any], key: str) -> Condition:
     return Condition(**cond)
 
 
+def _number(value: Any, key: str) -> float:
+    """``value`` as a finite float, or a ConfigError naming ``key``."""
+    try:
+        number = float(value) if not isinstance(value, (bool, str)) else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: expected a finite number but got {value!r}")
+    return number
+
+
+def _bounds(value: Any, key: str) -> list[float]:
+    """``[lo, hi]`` as two finite floats, or a ConfigError naming ``key``."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ConfigError(f"{key}: expected bounds [lo, hi] (two numbers) but got {value!r}")
+    return [_number(v, f"{key}[{k}]") for k, v in enumerate(value)]
+
+
+def _mapping(value: Any, key: str) -> dict[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a mapping {{name: value}} but got {value!r}")
+    return dict(value)
+
+
 def _check_count(key: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key}: expected a positive integer but got {value!r}")
+        raise ConfigError(f"{key}: expected a positive integer but got {value!r}")

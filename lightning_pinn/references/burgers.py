@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import roots_hermite
 
+from lightning_pinn.errors import ConfigError
+
 
 class BurgersColeHopf:
     r"""Exact solution of ``u_t + u u_x = nu u_xx`` with ``u(x, 0) = -sin(pi x)``.
@@ -34,10 +36,10 @@ class BurgersColeHopf:
     """
 
     def __init__(self, nu: float = 0.01 / np.pi, quadrature_points: int = 200) -> None:
-        if not nu > 0:
-            raise ValueError(f"Expected nu to be positive but got {nu}")
+        if isinstance(nu, (bool, str)) or not isinstance(nu, (int, float)) or not nu > 0:
+            raise ConfigError(f"nu: expected a positive number but got {nu!r}")
         if int(quadrature_points) < 2:
-            raise ValueError(f"Expected quadrature_points >= 2 but got {quadrature_points}")
+            raise ConfigError(f"quadrature_points: expected an integer >= 2 but got {quadrature_points}")
         self.nu = float(nu)
         self.quadrature_points = int(quadrature_points)
         self.nodes, self.weights = roots_hermite(self.quadrature_points)
@@ -51,7 +53,7 @@ class BurgersColeHopf:
         """Evaluate ``u`` at matching arrays of ``x`` and ``t`` (``t >= 0``), in float64."""
         x, t = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64))
         if np.any(t < 0):
-            raise ValueError("BurgersColeHopf is defined for t >= 0 only")
+            raise ConfigError("BurgersColeHopf is defined for t >= 0 only")
         flat_x, flat_t = x.ravel(), t.ravel()
         out = np.empty_like(flat_x)
         for start in range(0, flat_x.size, chunk):

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from scipy.interpolate import RectBivariateSpline
 from scipy.sparse.linalg import splu, spsolve
 
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.references.spectral import initial_function
 
 ArrayFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -90,7 +91,7 @@ def centerline_error(u_fn: ArrayFn, v_fn: ArrayFn, table: CenterlineTable = GHIA
     u = np.asarray(u_fn(np.full_like(table.y, 0.5), table.y.copy()), dtype=np.float64).reshape(-1)
     v = np.asarray(v_fn(table.x.copy(), np.full_like(table.x, 0.5)), dtype=np.float64).reshape(-1)
     if u.shape != table.y.shape or v.shape != table.x.shape:
-        raise ValueError(f"Expected u_fn and v_fn to return one value per station ({table.y.size}) "
+        raise ConfigError(f"Expected u_fn and v_fn to return one value per station ({table.y.size}) "
                          f"but got shapes {u.shape} and {v.shape}")
     u_abs = float(np.max(np.abs(u - table.u)))
     v_abs = float(np.max(np.abs(v - table.v)))
@@ -195,7 +196,7 @@ class LidDrivenCavity:
         """``{"u", "v", "p"}`` at matching arrays of ``x`` and ``y`` in ``[0, 1]``, in float64."""
         x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
         if x.size and not (np.all((x >= 0) & (x <= 1)) and np.all((y >= 0) & (y <= 1))):
-            raise ValueError("LidDrivenCavity is defined on the unit square: expected x and y in [0, 1]")
+            raise ConfigError("LidDrivenCavity is defined on the unit square: expected x and y in [0, 1]")
         return {name: spline.ev(x.ravel(), y.ravel()).reshape(x.shape)
                 for name, spline in self._splines.items()}
 
@@ -238,13 +239,13 @@ def _check_inputs(re: float, n: int) -> float:
     except (TypeError, ValueError, OverflowError):
         integral = False
     if not integral or n < 8:
-        raise ValueError(f"Expected n to be an integer >= 8 but got {n!r}")
+        raise ConfigError(f"n: expected an integer >= 8 but got {n!r}")
     re = float(re)
     if not (np.isfinite(re) and 0 < re <= MAX_REYNOLDS):
-        raise ValueError(f"Expected re in (0, {MAX_REYNOLDS:g}] but got {re!r}: above about Re = 8000 "
+        raise ConfigError(f"re: expected a Reynolds number in (0, {MAX_REYNOLDS:g}] but got {re!r}: above about Re = 8000 "
                          "the steady cavity flow is unstable, so no steady reference exists")
     if re / n > MAX_CELL_REYNOLDS:
-        raise ValueError(f"n={n} is too coarse for re={re:g}: the cell Reynolds number re/n = {re / n:.3g} "
+        raise ConfigError(f"n={n} is too coarse for re={re:g}: the cell Reynolds number re/n = {re / n:.3g} "
                          f"exceeds {MAX_CELL_REYNOLDS:g}; use n >= {int(np.ceil(re / MAX_CELL_REYNOLDS))}")
     return re
 
@@ -261,7 +262,7 @@ def solve_cavity(re: float, n: int, tol: float = 1e-10, max_iter: int = 25,
     x_lid = np.linspace(0.0, 1.0, m)[1:-1]
     lid_velocity = np.ones_like(x_lid) if lid is None else np.asarray(lid(x_lid), dtype=np.float64)
     if lid_velocity.shape != x_lid.shape or not np.all(np.isfinite(lid_velocity)):
-        raise ValueError("lid: the lid velocity must be finite at every x in (0, 1)")
+        raise ConfigError("lid: the lid velocity must be finite at every x in (0, 1)")
     grid = _Grid(n, lid_velocity)
     z = np.zeros(2 * m * m)
     steps = [re] if re <= 100 else [*100.0 * 2.0 ** np.arange(int(np.ceil(np.log2(re / 100)))), re]
@@ -276,7 +277,7 @@ def solve_cavity(re: float, n: int, tol: float = 1e-10, max_iter: int = 25,
     p = _pressure(h, u, v, omega, 1.0 / re)
     fields = {"psi": psi, "omega": omega, "u": u, "v": v, "p": p}
     if not all(np.all(np.isfinite(a)) for a in fields.values()):
-        raise ValueError(f"LidDrivenCavity(re={re:g}, n={n}) produced non-finite values; increase n")
+        raise ConfigError(f"LidDrivenCavity(re={re:g}, n={n}) produced non-finite values; increase n")
     return fields
 
 
@@ -335,7 +336,7 @@ def _newton(g: _Grid, nu: float, z: np.ndarray, tol: float, max_iter: int, re: f
         last = np.max(np.abs(step)) / max(1.0, np.max(np.abs(z)))
         if last <= tol:
             return z
-    raise ValueError(f"LidDrivenCavity(re={re:g}, n={n}): Newton's method did not converge at "
+    raise ConfigError(f"LidDrivenCavity(re={re:g}, n={n}): Newton's method did not converge at "
                      f"Re = {1 / nu:g} within {max_iter} iterations; increase n")
 
 

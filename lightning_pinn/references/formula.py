@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.problem.expressions import Expression, Namespace, compile_expression
 
 
@@ -33,7 +34,7 @@ class Formula:
 
     def __init__(self, solution: Mapping[str, str], params: Mapping[str, float] | None = None):
         if not isinstance(solution, Mapping) or not solution:
-            raise ValueError(f"solution: expected a mapping {{field: expression}} but got {solution!r}")
+            raise ConfigError(f"solution: expected a mapping {{field: expression}} but got {solution!r}")
         self.solution = {str(k): str(v) for k, v in solution.items()}
         self.params = {str(k): float(v) for k, v in dict(params or {}).items()}
         self._compiled: dict[tuple[str, ...], dict[str, Expression]] = {}

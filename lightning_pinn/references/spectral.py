@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from lightning_pinn.errors import ConfigError
 from lightning_pinn.problem.expressions import CONSTANTS, Namespace, compile_expression
 
 _FORMAT = 2
@@ -115,7 +116,7 @@ def etdrk4(v0: np.ndarray, lin: np.ndarray, nonlinear: Callable[[np.ndarray], np
         The kept states, ``(steps // every + 1, *v0.shape)``, the first being ``v0``.
     """
     if steps % every:
-        raise ValueError(f"Expected steps to be a multiple of every={every} but got {steps}")
+        raise ConfigError(f"steps: expected a multiple of every={every} but got {steps}")
     e, e2, q, f1, f2, f3 = etdrk4_coefficients(lin, dt)
     out = np.empty((steps // every + 1, *np.shape(v0)), dtype=np.complex128)
     v = out[0] = np.asarray(v0, dtype=np.complex128)
@@ -162,7 +163,7 @@ def initial_function(source: str, key: str = "initial") -> Callable[[np.ndarray]
     tree = ast.parse(source.strip(), mode="eval").body
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) not in _NUMPY_FUNCTIONS:
-            raise ValueError(f"{key}: the function {getattr(node.func, 'id', '?')!r} has no numpy version here; "
+            raise ConfigError(f"{key}: the function {getattr(node.func, 'id', '?')!r} has no numpy version here; "
                              f"use one of {sorted(_NUMPY_FUNCTIONS)}")
 
     def evaluate(node: ast.AST, x: np.ndarray) -> Any:
@@ -224,7 +225,7 @@ class SpectralReference:
         self.t_span = _interval(t_span, "t_span")
         self.modes = _integer(modes, "modes", minimum=16)
         if self.modes % 2:
-            raise ValueError(f"Expected modes to be even but got {modes}")
+            raise ConfigError(f"modes: expected even but got {modes}")
         self.dt = _real(dt, "dt", positive=True)
         self.snapshots = _integer(snapshots, "snapshots", minimum=4)
         self.tail_tol = _real(tail_tol, "tail_tol", positive=True)
@@ -349,19 +350,19 @@ class SpectralReference:
         v0 = self._initial_coefficients()
         tail = self._tail_ratio(v0)
         if tail > self.tail_tol:
-            raise ValueError(f"{name}: modes={self.modes} cannot resolve the initial condition (spectral tail "
+            raise ConfigError(f"{name}: modes={self.modes} cannot resolve the initial condition (spectral tail "
                              f"{tail:.1e} > tail_tol={self.tail_tol:g}); increase modes")
         self._check_rate(self._ifft(v0), self.t_span[0])
 
         def monitor(step: int, v: np.ndarray) -> None:
             t = self.t_span[0] + step * self.step
             if not np.all(np.isfinite(v)):
-                raise ValueError(f"{name}: the solution became non-finite at t={t:.4g}; decrease dt (dt={self.dt:g}) "
+                raise ConfigError(f"{name}: the solution became non-finite at t={t:.4g}; decrease dt (dt={self.dt:g}) "
                                  f"or increase modes (modes={self.modes})")
             self._check_rate(self._ifft(v), t)
             ratio = self._tail_ratio(v)
             if ratio > self.tail_tol:
-                raise ValueError(f"{name}: modes={self.modes} cannot resolve the solution: its spectral tail reached "
+                raise ConfigError(f"{name}: modes={self.modes} cannot resolve the solution: its spectral tail reached "
                                  f"{ratio:.1e} > tail_tol={self.tail_tol:g} at t={t:.4g}; increase modes")
 
         lin = self.linear(self.k)
@@ -379,7 +380,7 @@ class SpectralReference:
             difference = np.max(np.abs(self._ifft(coarse - fine[: 2 * pairs + 1 : 2])))
             self.step_error = float(difference / 15 / np.max(np.abs(self._ifft(fine))))
         if not self.step_error <= self.step_tol:  # also when the coarse solve blew up
-            raise ValueError(f"{type(self).__name__}: the estimated time-stepping error {self.step_error:.1e} exceeds "
+            raise ConfigError(f"{type(self).__name__}: the estimated time-stepping error {self.step_error:.1e} exceeds "
                              f"step_tol={self.step_tol:g}; decrease dt (dt={self.dt:g})")
 
     def _initial_coefficients(self) -> np.ndarray:
@@ -388,7 +389,7 @@ class SpectralReference:
         size = _OVERSAMPLE * self.modes
         u0 = np.asarray(self.initial_condition(a + (b - a) * np.arange(size) / size))
         if u0.shape != (size,) or not np.all(np.isfinite(u0)):
-            raise ValueError(f"{type(self).__name__}: the initial condition is not finite on domain={list(self.domain)}")
+            raise ConfigError(f"{type(self).__name__}: the initial condition is not finite on domain={list(self.domain)}")
         spectrum = (np.fft.fft(u0) if self.complex_valued else np.fft.rfft(u0.real)) / _OVERSAMPLE
         v0 = spectrum[self.index.astype(np.int64) % size].astype(np.complex128)
         v0[np.abs(self.index) == self.modes // 2] = 0.0
@@ -411,7 +412,7 @@ class SpectralReference:
     def _check_rate(self, u: np.ndarray, t: float) -> None:
         rate = self.rate(u)
         if rate is not None and self.step * rate > _RK4_BOUND:
-            raise ValueError(f"{type(self).__name__}: dt={self.dt:g} is unstable at t={t:.4g}: step * |dN/du| = "
+            raise ConfigError(f"{type(self).__name__}: dt={self.dt:g} is unstable at t={t:.4g}: step * |dN/du| = "
                              f"{self.step * rate:.3g} > {_RK4_BOUND}; decrease dt below {_RK4_BOUND / rate:.3g}")
 
     # --- evaluation ----------------------------------------------------------------------------
@@ -445,10 +446,10 @@ class SpectralReference:
         t0, t1 = self.t_span
         slack = 1e-9 * (t1 - t0)
         if t.size and not (np.all(np.isfinite(t)) and np.min(t) >= t0 - slack and np.max(t) <= t1 + slack):
-            raise ValueError(f"{type(self).__name__}: expected t in t_span={list(self.t_span)} but got values in "
+            raise ConfigError(f"{type(self).__name__}: expected t in t_span={list(self.t_span)} but got values in "
                              f"[{np.min(t)}, {np.max(t)}]")
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"{type(self).__name__}: expected finite x but got {x[~np.isfinite(x)].ravel()[:3]}")
+            raise ConfigError(f"{type(self).__name__}: expected finite x but got {x[~np.isfinite(x)].ravel()[:3]}")
         flat_x, flat_t = x.ravel(), np.clip(t.ravel(), t0, t1)
         out = np.empty(flat_x.shape, dtype=np.complex128 if self.complex_valued else np.float64)
         at_start = flat_t == t0
@@ -532,23 +533,23 @@ def _interval(value: Any, key: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"Expected {key} to be a pair [lo, hi] but got {value!r}") from None
+        raise ConfigError(f"{key}: expected a pair [lo, hi] but got {value!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"Expected {key} to be finite with lo < hi but got {value!r}")
+        raise ConfigError(f"{key}: expected finite with lo < hi but got {value!r}")
     return lo, hi
 
 
 def _integer(value: Any, key: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Expected {key} to be an integer >= {minimum} but got {value!r}")
+        raise ConfigError(f"{key}: expected an integer >= {minimum} but got {value!r}")
     return int(value)
 
 
 def _real(value: Any, key: str, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"Expected {key} to be a finite number but got {value!r}")
+        raise ConfigError(f"{key}: expected a finite number but got {value!r}")
     if positive and not value > 0:
-        raise ValueError(f"Expected {key} to be positive but got {value!r}")
+        raise ConfigError(f"{key}: expected positive but got {value!r}")
     return float(value)
 
 
@@ -592,7 +593,7 @@ class AllenCahn(SpectralReference):
         self.diffusion = _real(diffusion, "diffusion", positive=True)
         self.reaction = _real(reaction, "reaction")
         if self.reaction < 0:
-            raise ValueError(f"Expected reaction to be non-negative but got {reaction!r}")
+            raise ConfigError(f"reaction: expected non-negative but got {reaction!r}")
         self.initial, self._u0 = initial, initial_function(initial)
         super().__init__(domain, t_span, modes, dt, snapshots, tail_tol, step_tol, cache)
 
