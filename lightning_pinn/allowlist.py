@@ -37,9 +37,9 @@ ALLOWED_TARGETS: tuple[str, ...] = (
     "lightning_pinn.geometry.shapes.Ball",
     "lightning_pinn.geometry.shapes.Disk",
     "lightning_pinn.geometry.shapes.Polygon",
-    "lightning_pinn.geometry.csg.Union",
-    "lightning_pinn.geometry.csg.Intersection",
-    "lightning_pinn.geometry.csg.Difference",
+    "lightning_pinn.geometry.csg.CSGUnion",
+    "lightning_pinn.geometry.csg.CSGIntersection",
+    "lightning_pinn.geometry.csg.CSGDifference",
     # references
     "lightning_pinn.references.burgers.BurgersColeHopf",
     "lightning_pinn.references.formula.Formula",
@@ -55,7 +55,7 @@ ALLOWED_TARGETS: tuple[str, ...] = (
     "lightning_pinn.nets.InputScaling",
     "lightning_pinn.nets.ModifiedMLPLayers",
     "lightning_pinn.nets.PeriodicEmbedding",
-    "lightning_pinn.nets.Residual",
+    "lightning_pinn.nets.ResidualBlock",
     # loss weighting
     "lightning_pinn.losses.balancing.FixedWeights",
     "lightning_pinn.losses.balancing.GradNormBalancing",

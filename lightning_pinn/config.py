@@ -162,17 +162,16 @@ def _parameters(obj: Any) -> list[inspect.Parameter] | None:
 def config_of(value: Any) -> Any:
     """A plain-data config for ``value``, or ``None`` when it has none.
 
-    Configs pass through; objects with a ``config()`` or ``to_config()`` method give
+    Configs pass through; objects with a ``to_config()`` method (the library's protocol) give
     theirs; ``functools.partial`` of an importable callable becomes a ``_partial_`` config.
     """
     if value is None or isinstance(value, (Mapping, DictConfig)):
         return to_plain(value)
-    for method in ("to_config", "config"):
-        if callable(getattr(value, method, None)):
-            try:
-                return getattr(value, method)()
-            except ValueError:
-                return None
+    if callable(getattr(value, "to_config", None)):
+        try:
+            return value.to_config()
+        except ValueError:
+            return None
     if isinstance(value, functools.partial) and not value.args and _importable(value.func):
         return {"_target_": _path(value.func), "_partial_": True, **value.keywords}
     if _importable(value):

@@ -1,5 +1,6 @@
 """Networks: an MLP with input scaling, optional periodic and Fourier embeddings, residual or
-gated ("modified MLP") layers and random weight factorization.
+gated ("modified MLP") layers and random weight factorization; and :class:`ConstrainedNet`, a
+network followed by the output transform (hard constraints) of a problem.
 
 Each module here also declares how forward-mode derivative jets pass through it
 (:mod:`lightning_pinn.derivatives.jets`), so these networks run on the fast engine.
@@ -8,12 +9,13 @@ Each module here also declares how forward-mode derivative jets pass through it
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lightning_pinn.derivatives.jet_algebra import JetValue
 from lightning_pinn.derivatives.jets import (
     Jet,
     JetIndex,
@@ -23,9 +25,12 @@ from lightning_pinn.derivatives.jets import (
     register_activation,
     register_jet_rule,
     sin_cos,
-    sin_taylor,
 )
+from lightning_pinn.derivatives.taylor import TAYLOR
 from lightning_pinn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lightning_pinn.problem.output_transform import OutputTransform
 
 
 class Sin(nn.Module):
@@ -35,7 +40,7 @@ class Sin(nn.Module):
         return torch.sin(x)
 
 
-register_activation(Sin)(lambda module, v, order: sin_taylor(v, order))
+register_activation(Sin)(lambda module, v, order: TAYLOR["sin"](v, order))
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -267,7 +272,7 @@ def _factorize_linears(module: nn.Module, mean: float, std: float) -> None:
             _factorize_linears(child, mean, std)
 
 
-class Residual(nn.Module):
+class ResidualBlock(nn.Module):
     """A skip connection ``x + block(x)`` around a block that keeps the width."""
 
     def __init__(self, block: nn.Module):
@@ -278,8 +283,8 @@ class Residual(nn.Module):
         return x + self.block(x)
 
 
-@register_jet_rule(Residual)
-def _residual_jet(module: Residual, jet: Jet, index: JetIndex, path: str) -> Jet:
+@register_jet_rule(ResidualBlock)
+def _residual_jet(module: ResidualBlock, jet: Jet, index: JetIndex, path: str) -> Jet:
     out = jet_through(module.block, jet, index, f"{path}.block")
     return Jet(jet.value + out.value, jet.coeffs + out.coeffs)
 
@@ -351,7 +356,7 @@ def _plain_layers(in_features: int, out_features: int, width: int, depth: int, a
         if k == len(sizes) - 2:
             layers.append(linear)
         elif residual and k > 0:
-            layers.append(Residual(nn.Sequential(linear, ACTIVATIONS[activation]())))
+            layers.append(ResidualBlock(nn.Sequential(linear, ACTIVATIONS[activation]())))
         else:
             layers += [linear, ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
@@ -485,7 +490,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(self.embedding(self.scaling(self.periodic(x))))
 
-    def config(self) -> dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         """A config that rebuilds this network with ``hydra.utils.instantiate``."""
         return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", **self._config}
 
@@ -495,3 +500,43 @@ def _mlp_jet(module: MLP, jet: Jet, index: JetIndex, path: str) -> Jet:
     for name in ("periodic", "scaling", "embedding", "layers"):
         jet = jet_through(getattr(module, name), jet, index, f"{path}.{name}")
     return jet
+
+
+class ConstrainedNet(nn.Module):
+    """``net`` followed by an output transform: ``fields = transform(x, net(x))`` satisfy the hard
+    constraints exactly (see ``lightning_pinn.problem.output_transform``).
+
+    Jets pass through it when they pass through ``net`` and the transforms use functions with
+    jet rules (Taylor arithmetic on the transform's compiled expressions).
+
+    Args:
+        net: the network of raw outputs.
+        transform: a problem's ``OutputTransform``.
+    """
+
+    def __init__(self, net: nn.Module, transform: OutputTransform):
+        super().__init__()
+        self.net, self.transform = net, transform
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.transform(x, self.net(x))
+
+
+@register_jet_rule(ConstrainedNet)
+def _constrained_jet(module: ConstrainedNet, jet: Jet, index: JetIndex, path: str) -> Jet:
+    """The fields' jet from the jets of the points and of the raw outputs, one ``JetValue`` per column."""
+    raw = jet_through(module.net, jet, index, f"{path}.net")
+    transform = module.transform
+
+    def column(source: Jet, k: int) -> JetValue:
+        return JetValue(Jet(source.value[k:k + 1], source.coeffs[k:k + 1]), index)
+
+    columns = {name: column(jet, k) for k, name in enumerate(transform.coords)}
+    columns.update({name: column(raw, k) for k, name in enumerate(transform.fields)})
+    values, coeffs = [], []
+    for name, out in zip(transform.fields, transform.evaluate(columns)):
+        if not isinstance(out, JetValue):  # a constant field
+            out = columns[name] * 0.0 + float(out)
+        values.append(out.jet.value)
+        coeffs.append(out.jet.coeffs)
+    return Jet(torch.cat(values), torch.cat(coeffs))

@@ -4,15 +4,14 @@ This is the one function both Lightning adapters call. For each point set of the
 problem (the interior points of the equations, the points of each condition) the
 derivative engine runs the network once (autograd: on points that require gradients,
 with a memoized :class:`Derivatives` cache; jets: one forward-mode pass that carries every
-partial the terms ask for), and each term's residual is evaluated per point. Autocast is switched off there, so under ``bf16-mixed`` the residuals and their
-derivatives are still computed in the points' dtype (float32 or float64). Loss terms are
-mean squares of residuals; the total is their weighted sum.
+partial the terms ask for), and each term's residual is evaluated per point. Autocast is
+switched off there, so under ``bf16-mixed`` the residuals and their derivatives are still
+computed in the points' dtype (float32 or float64). How residuals become a loss is
+``losses.weighted``.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 import weakref
 from typing import Any, Callable, Mapping
 
@@ -187,22 +186,3 @@ def _per_point(value: Any, x: Tensor, name: str) -> Tensor:
     if value.shape != (x.shape[0],):
         raise ValueError(f"residual of term {name!r} has shape {tuple(value.shape)}, expected ({x.shape[0]},)")
     return value
-
-
-def loss_terms(
-    problem: Problem, forward: Forward, points: Mapping[str, Tensor], params: Mapping[str, Any] | None = None,
-    engine: Engine | None = None,
-) -> dict[str, Tensor]:
-    """Unweighted loss terms ``{term: mean(residual**2)}``."""
-    return {name: r.square().mean() for name, r in residuals(problem, forward, points, params, engine).items()}
-
-
-def weighted_total(problem: Problem, terms: Mapping[str, Tensor]) -> Tensor | int:
-    """The weighted sum of loss terms, with the weights of the spec (0 for no terms).
-
-    Unit weights multiply nothing and the sum starts at the first term, not at 0: outside a
-    compiled region each extra operation is one more kernel launch and autograd node per step.
-    """
-    weighted = [value if (weight := problem.terms[name].weight) == 1 else weight * value
-                for name, value in terms.items()]
-    return functools.reduce(operator.add, weighted) if weighted else 0

@@ -1,6 +1,9 @@
 """Run by tests/test_ddp.py: a plain LightningModule with PhysicsLoss under DDP on 2 CPU processes.
 
-    python tests/ddp_physics_script.py OUT_DIR
+    python tests/ddp_physics_script.py OUT_DIR [weighted]
+
+With ``weighted``, the problem is an ODE in time and PhysicsLoss balances its terms (gradnorm)
+and weights its equation causally, so both are exercised across ranks.
 """
 
 from __future__ import annotations
@@ -49,14 +52,25 @@ class Probe(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         points = {k: v.cpu() for k, v in self.physics.collocation.points.items()}
         params = {k: v.detach().cpu() for k, v in pl_module.physics_params.items()}
-        torch.save({"points": points, "params": params}, self.out / f"rank{trainer.global_rank}.pt")
+        weighting = self.physics.weighted_loss
+        torch.save({"points": points, "params": params, "balance": {k: v.cpu() for k, v in weighting.balance.items()},
+                    "causal_stage": None if weighting.causal is None else weighting.causal.stage,
+                    "causal_weights": {k: v.cpu() for k, v in weighting.causal_weights.items()}},
+                   self.out / f"rank{trainer.global_rank}.pt")
 
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    problem = Problem(coords={"x": [0.0, math.pi]}, fields=["u"], equations={"ode": "u_x - a*cos(x)"},
-                      learnable={"a": 0.5}, collocation_points=64)
-    physics = PhysicsLoss(problem)
+    if sys.argv[2:] == ["weighted"]:
+        problem = Problem(coords={"t": [0.0, math.pi]}, fields=["u"], equations={"ode": "u_t - a*cos(t)"},
+                          conditions={"start": {"region": "t=0", "residual": "u", "points": 4}},
+                          learnable={"a": 0.5}, collocation_points=64)
+        physics = PhysicsLoss(problem, balancing={"name": "gradnorm", "every": 1},
+                              causal={"chunks": 4, "epsilon": [0.0, 1.0], "threshold": 0.5})
+    else:
+        problem = Problem(coords={"x": [0.0, math.pi]}, fields=["u"], equations={"ode": "u_x - a*cos(x)"},
+                          learnable={"a": 0.5}, collocation_points=64)
+        physics = PhysicsLoss(problem)
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=6, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[physics, Probe(physics, out)])

@@ -58,3 +58,19 @@ def test_physics_loss_under_ddp_cpu(tmp_path):
     assert not torch.allclose(ranks[0]["points"]["interior"], ranks[1]["points"]["interior"])
     a0, a1 = ranks[0]["params"]["a"].item(), ranks[1]["params"]["a"].item()
     assert a0 != 0.5 and a0 == a1  # optimized, and kept identical by DDP's gradient reduction
+
+
+def test_physics_loss_balancing_and_causal_weights_under_ddp_cpu(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    result = subprocess.run([sys.executable, "tests/ddp_physics_script.py", str(tmp_path), "weighted"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert not torch.allclose(ranks[0]["points"]["interior"], ranks[1]["points"]["interior"])
+    assert ranks[0]["params"]["a"].item() == ranks[1]["params"]["a"].item() != 0.5
+    balance = [r["balance"] for r in ranks]
+    assert sorted(balance[0]) == ["ode", "start"] and all(v.item() != 1.0 for v in balance[0].values())
+    for name in balance[0]:  # gradient norms are averaged over ranks, so both weigh the terms alike
+        torch.testing.assert_close(balance[0][name], balance[1][name], rtol=1e-12, atol=0)
+    assert ranks[0]["causal_stage"] == ranks[1]["causal_stage"] == 1  # the schedule advanced on both ranks
+    assert not torch.equal(ranks[0]["causal_weights"]["ode"], ranks[1]["causal_weights"]["ode"])  # own points

@@ -8,17 +8,17 @@ import torch
 from hydra.utils import instantiate
 
 from lightning_pinn import PINNModule, Problem
-from lightning_pinn.geometry.csg import Difference
+from lightning_pinn.geometry.csg import CSGDifference
 from lightning_pinn.geometry.shapes import Disk, Rectangle
-from lightning_pinn.lightning.points import Collocation
 from lightning_pinn.nets import MLP
+from lightning_pinn.points import Collocation
 from lightning_pinn.residuals import residuals
 
 HOLES = [((0.3, 0.3), 0.1), ((0.7, 0.6), 0.15)]
 
 
-def plate() -> Difference:
-    return Difference(Rectangle([0, 0], [1, 1]), [Disk(list(c), r) for c, r in HOLES])
+def plate() -> CSGDifference:
+    return CSGDifference(Rectangle([0, 0], [1, 1]), [Disk(list(c), r) for c, r in HOLES])
 
 
 def plate_problem(**extra) -> Problem:
@@ -120,11 +120,11 @@ def reference_u(x, y, t):
 def test_replay_reaches_a_saved_position_with_its_own_streams():
     problem = plate_problem()
     saved = Collocation(problem, "sobol", 0)
-    mine = Collocation(problem, "sobol", 1)  # another rank: seed + rank
+    mine = Collocation(problem, "sobol", 0, rank=1)  # another rank
     for step in range(3):
         saved.redraw(step, "cpu", torch.float64)
         mine.redraw(step, "cpu", torch.float64)
-    replayed = Collocation(problem, "sobol", 1)
+    replayed = Collocation(problem, "sobol", 0, rank=1)
     replayed.replay(saved.state_dict())
     assert replayed.draws == 3 and replayed.drawn_at == 2
     for name in mine.points:

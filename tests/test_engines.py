@@ -12,7 +12,7 @@ from torch import nn
 
 from lightning_pinn import MLP, PINNModule, Problem
 from lightning_pinn.derivatives.engines import AutogradEngine, JetEngine, choose_engine
-from lightning_pinn.residuals import loss_terms
+from lightning_pinn.residuals import residuals
 
 
 def test_auto_picks_jets_for_an_mlp_and_autograd_for_other_networks_with_the_reason():
@@ -62,7 +62,7 @@ def test_both_engines_give_the_same_loss_terms_and_parameter_gradients(burgers_s
     results = {}
     for engine in (AutogradEngine(), JetEngine(module.net)):
         module.zero_grad()
-        terms = loss_terms(module.problem, module.net, points, engine=engine)
+        terms = {k: r.square().mean() for k, r in residuals(module.problem, module.net, points, engine=engine).items()}
         sum(terms.values()).backward()
         results[engine.name] = (terms, [p.grad.clone() for p in module.net.parameters()])
     (terms_a, grads_a), (terms_j, grads_j) = results["autograd"], results["jets"]
@@ -80,11 +80,11 @@ def test_a_python_residual_declares_its_derivatives_on_first_use():
     net = MLP(2, 1, width=8, depth=2).double()
     points = {"interior": torch.rand(32, 2, dtype=torch.float64)}
     engine = JetEngine(net)
-    first = loss_terms(problem, net, points, engine=engine)["heat"]
+    first = residuals(problem, net, points, engine=engine)["heat"]
     assert engine.required["interior"] == {("u", ("t",)), ("u", ("x", "x"))}
-    expected = loss_terms(problem, net, points, engine=AutogradEngine())["heat"]
+    expected = residuals(problem, net, points, engine=AutogradEngine())["heat"]
     torch.testing.assert_close(first, expected, rtol=1e-10, atol=0)
-    torch.testing.assert_close(loss_terms(problem, net, points, engine=engine)["heat"], expected, rtol=1e-10, atol=0)
+    torch.testing.assert_close(residuals(problem, net, points, engine=engine)["heat"], expected, rtol=1e-10, atol=0)
 
 
 def test_compiled_loss_matches_eager_and_resampling_does_not_recompile(burgers_spec, tmp_path):
@@ -132,7 +132,7 @@ def test_gradnorm_under_compile_gets_the_eager_per_term_gradients():
         points = module.draw_points()
         prepare_engine(module.derivative_engine, module.problem, points)
         module.total_loss(module.compiled_loss_terms(points))
-        return {k: v.item() for k, v in module._balance.items()}
+        return {k: v.item() for k, v in module.weighted_loss.balance.items()}
 
     eager, compiled = first_weights(False), first_weights(True)
     assert eager["walls"] > 10 and eager["poisson"] > 1  # (norm_poisson + norm_walls) / norm_i

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from lightning_pinn.cli import config_dir, train
 from lightning_pinn.config import instantiate
-from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.points import Collocation
 from lightning_pinn.problem.expressions import NORMAL
 from lightning_pinn.residuals import Evaluation, parameter_values, residuals
 
@@ -98,7 +98,7 @@ def test_closed_form_references_satisfy_every_equation_and_condition(name):
 @pytest.mark.parametrize("name, h, tolerance", [
     ("allen_cahn", 1e-3, 1e-5), ("kdv", 1e-3, 1e-5), ("ks", 1e-3, 1e-5),
     ("nls", 1e-3, 0.1),  # the kink of 2 sech(x) at the periodic ends radiates under-resolved high modes
-    ("burgers", 1e-3, 1e-3),
+    ("burgers", 2.5e-4, 1e-3),
     ("cavity", 1e-3, 0.15),  # second-order grid solution, interpolated: a few percent of the terms
 ])
 def test_numerical_references_satisfy_the_equations_inside_the_domain(name, h, tolerance):

@@ -7,6 +7,7 @@ import builtins
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,7 +102,7 @@ def test_the_function_table_is_what_the_tests_know():
 
 @pytest.mark.parametrize("name", sorted(MATH))
 @pytest.mark.parametrize("argument", [0.3, -0.45])
-def test_every_function_matches_math_on_floats_and_tensors(name, argument):
+def test_every_function_matches_math_on_floats_tensors_and_arrays(name, argument):
     arity = FUNCTIONS[name][0]
     source = f"{name}(x)" if arity == 1 else f"{name}(x, v)"
     x = abs(argument) if name in ("log", "sqrt") else argument
@@ -112,6 +113,10 @@ def test_every_function_matches_math_on_floats_and_tensors(name, argument):
     value = expr(tensors.__getitem__)
     assert isinstance(value, torch.Tensor) and value.dtype == torch.float64
     torch.testing.assert_close(value, torch.full((2,), float(expected), dtype=torch.float64), rtol=1e-15, atol=1e-15)
+    arrays = {"x": np.array([x, x]), "v": np.array([-0.4, -0.4])}
+    value = expr(arrays.__getitem__)
+    assert isinstance(value, np.ndarray) and value.dtype == np.float64
+    np.testing.assert_allclose(value, [expected, expected], rtol=1e-15, atol=1e-15)
 
 
 def test_mixing_tensors_and_numbers_in_two_argument_functions():

@@ -108,6 +108,58 @@ def test_a_fresh_sampler_does_not_continue_the_stream(method):
     assert not np.allclose(Sampler(2, method, seed=11).sample(8), original.sample(8))
 
 
+@pytest.mark.parametrize("method", RANDOM_METHODS)
+def test_a_sampler_seeded_by_a_seed_sequence_restores_exactly(method):
+    seed = np.random.SeedSequence(7, spawn_key=(0, 3, 1))
+    original = Sampler(2, method, seed=seed)
+    original.sample(9)
+    state = _roundtrip(original.state_dict())
+    assert (state["seed"], state["spawn_key"]) == (7, [0, 3, 1])
+    expected = [original.sample(n) for n in (5, 11)]
+    restored = Sampler(2, method, seed=np.random.SeedSequence(7, spawn_key=(0, 3, 2)))  # a sibling stream
+    restored.load_state_dict(state)
+    for n, points in zip((5, 11), expected):
+        np.testing.assert_array_equal(restored.sample(n), points)
+    sibling = Sampler(2, method, seed=np.random.SeedSequence(7, spawn_key=(0, 3, 2)))
+    sibling.sample(9)
+    assert not np.isin(sibling.sample(5), expected[0]).any()  # the control: another child, other points
+
+
+@pytest.mark.parametrize("method", ["sobol", "lhs"])
+def test_a_checkpoint_of_an_integer_seed_continues_its_old_stream(method):
+    """A sampler state saved before seed sequences (``seed`` an integer, no ``spawn_key``), made by scipy directly."""
+    make = {"sobol": lambda: qmc.Sobol(2, scramble=True, rng=np.random.default_rng(11)),
+            "lhs": lambda: qmc.LatinHypercube(2, rng=np.random.default_rng(11))}[method]
+    engine = make()
+    engine.random(8)
+    old_state = {"method": method, "seed": 11, "num_generated": 8, "rng": engine.rng.bit_generator.state}
+    restored = Sampler(2, method, seed=np.random.SeedSequence(3, spawn_key=(1,)))
+    restored.load_state_dict(_roundtrip(old_state))
+    np.testing.assert_array_equal(restored.sample(8), engine.random(8))
+
+
+def test_a_seed_sequence_and_its_children_seed_distinct_streams():
+    from lightning_pinn.geometry.samplers import seed_sequence
+
+    assert seed_sequence(4, 2, 0).spawn_key == np.random.SeedSequence(4).spawn(3)[2].spawn(1)[0].spawn_key
+    assert seed_sequence(seed_sequence(4, 2), 0).spawn_key == (2, 0)
+    draws = [Sampler(1, "uniform", seed).sample(32) for seed in (4, 5, seed_sequence(4, 0), seed_sequence(4, 1),
+                                                                  seed_sequence(5, 0), seed_sequence(4, 0, 0))]
+    values = np.concatenate(draws).ravel()
+    assert len(np.unique(values)) == len(values)
+    with pytest.raises(ValueError, match=r"stream key: expected integers in \[0, 2\*\*32\) but got \(-1,\)"):
+        seed_sequence(4, -1)
+
+
+def test_regions_and_their_streams_of_a_point_source_are_children_of_its_seed():
+    box = Box({"x": (0.0, 1.0), "y": (0.0, 1.0)})
+    source = PointSource(box.regions("boundary"), 40, "uniform", seed=np.random.SeedSequence(9, spawn_key=(5,)))
+    keys = [s.seed.spawn_key for streams in source.streams for s in streams]
+    assert keys == [(5, 0, 0), (5, 1, 0), (5, 2, 0), (5, 3, 0)]
+    points = source.sample()
+    assert len(np.unique(np.concatenate([points[points[:, 0] == 0, 1], points[points[:, 1] == 0, 0]]))) == 20
+
+
 def test_loading_a_state_of_another_method_is_refused():
     with pytest.raises(ValueError, match="state is for method 'sobol', this sampler uses 'lhs'"):
         Sampler(2, "lhs").load_state_dict(Sampler(2, "sobol").state_dict())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -163,3 +164,47 @@ def test_the_jet_of_a_product_matches_autograd():
             row = index.position[a]
             got = index.factorials[row] * jet.coeffs[i, row]
             torch.testing.assert_close(got, partial(y, x, i, *wrt)[:, 0], rtol=1e-10, atol=1e-12)
+
+
+TAYLOR_FUNCTIONS = {
+    "sin": torch.sin, "cos": torch.cos, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "exp": torch.exp,
+    "sinh": torch.sinh, "cosh": torch.cosh, "log": torch.log, "sqrt": torch.sqrt,
+    "normal_cdf": lambda v: 0.5 * (1 + torch.erf(v / math.sqrt(2))),
+}
+
+
+def test_the_taylor_catalogue_is_what_the_tests_know_and_names_functions_of_the_language():
+    from lightning_pinn.derivatives.taylor import TAYLOR
+    from lightning_pinn.problem.expressions import FUNCTIONS
+
+    assert set(TAYLOR) == set(TAYLOR_FUNCTIONS)
+    jet_names = {f.jet for f in FUNCTIONS.values()}
+    assert set(TAYLOR) - jet_names == {"normal_cdf"}  # GELU's CDF is for activations only
+
+
+@pytest.mark.parametrize("name", sorted(TAYLOR_FUNCTIONS))
+@pytest.mark.parametrize("order", [0, 4, 6])  # tanh switches from closed forms to polynomials above 4
+def test_every_taylor_coefficient_is_the_derivative_by_autograd_over_n_factorial(name, order):
+    from lightning_pinn.derivatives.taylor import TAYLOR
+
+    v = torch.linspace(0.2, 1.7, 9, dtype=torch.float64, requires_grad=True)  # inside log's and sqrt's domain
+    coefficients = TAYLOR[name](v, order)
+    assert len(coefficients) == order + 1
+    derivative = TAYLOR_FUNCTIONS[name](v)
+    for n, coefficient in enumerate(coefficients):
+        expected = derivative / math.factorial(n)
+        torch.testing.assert_close(coefficient.detach(), expected.detach(), rtol=1e-11, atol=1e-12)
+        if n < order:
+            (derivative,) = torch.autograd.grad(derivative.sum(), v, create_graph=True)
+
+
+def test_activations_take_their_coefficients_from_the_catalogue(monkeypatch):
+    """One catalogue: changing its tanh changes the jet of an ``nn.Tanh``."""
+    from lightning_pinn.derivatives import taylor
+
+    x = torch.rand(4, 1, dtype=torch.float64)
+    net = nn.Sequential(nn.Linear(1, 3), nn.Tanh()).double()
+    before = network_jet(net, x, JetIndex(1, [(2,)]))
+    monkeypatch.setitem(taylor.TAYLOR, "tanh", lambda v, order: [2 * c for c in taylor.tanh_taylor(v, order)])
+    after = network_jet(net, x, JetIndex(1, [(2,)]))
+    torch.testing.assert_close(after.coeffs, 2 * before.coeffs)

@@ -6,13 +6,15 @@ import math
 
 import numpy as np
 import pytest
+import lightning.pytorch as pl
 import torch
 from conftest import small_trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
-from lightning_pinn import MLP, NonFiniteLossError, PINNModule, Problem
-from lightning_pinn.lightning.points import Collocation
+from lightning_pinn import MLP, PINNModule, Problem
+from lightning_pinn.errors import NonFiniteLossError
+from lightning_pinn.points import Collocation
 from lightning_pinn.references import BurgersColeHopf
 
 
@@ -278,7 +280,7 @@ def test_redrawing_points_restarts_lbfgs_history(tmp_path, burgers_spec):
     def lbfgs_iterations(resample_every):
         module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
                             resample_every=resample_every,
-                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "tolerance_grad": 0,
+                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
                                    "tolerance_change": 0, "line_search_fn": "strong_wolfe"})
         trainer = small_trainer(tmp_path, max_steps=5)
         trainer.fit(module)
@@ -355,7 +357,7 @@ def test_lbfgs_holds_the_causal_weights_of_a_steps_first_evaluation(tmp_path):
     class Recording(PINNModule):
         def loss_terms(self, points, causal_weights=None):
             terms = super().loss_terms(points, causal_weights)
-            seen.append((self.phase, self.global_step, causal_weights, self._causal_weights["heat"].clone()))
+            seen.append((self.phase, self.global_step, causal_weights, self.weighted_loss.causal_weights["heat"].clone()))
             return terms
 
     torch.manual_seed(0)
@@ -480,3 +482,17 @@ def test_a_non_finite_loss_at_an_lbfgs_steps_own_point_still_stops(tmp_path, bur
                       lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
     with pytest.raises(NonFiniteLossError, match=r"burgers=nan.* at step 2 \(lbfgs\)"):
         small_trainer(tmp_path, max_steps=4).fit(module)
+
+
+def test_a_plain_trainer_validates_at_the_end_and_logs_the_error(tmp_path, burgers_spec, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a plain Trainer writes lightning_logs/ and checkpoints/ under the working directory
+    module = PINNModule(burgers(burgers_spec), small_net(), validation_grid=16)
+    trainer = pl.Trainer(max_steps=7, accelerator="cpu", enable_progress_bar=False)
+    trainer.fit(module)
+    assert trainer.global_step == 7
+    assert 0 < trainer.callback_metrics["val/rel_l2_u"].item() < 2  # validated once, at the end of the 7 steps
+    assert list(tmp_path.glob("lightning_logs/version_0/*")), "the default logger wrote nothing"
+    resumed = pl.Trainer(max_steps=10, accelerator="cpu", enable_progress_bar=False)
+    resumed.fit(PINNModule(burgers(burgers_spec), small_net(), validation_grid=16),
+                ckpt_path=next(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt")))
+    assert resumed.global_step == 10  # the steps left, not another max_steps

@@ -1,4 +1,4 @@
-"""Network architectures: modified MLP, random weight factorization, periodic embedding.
+"""Network architectures: modified MLP, random weight factorization, periodic embedding, output transforms.
 
 Truth is independent of the code under test: nested autograd for the jets, the formulas of
 the papers written out by hand for the forward passes.
@@ -15,7 +15,8 @@ import torch
 
 from lightning_pinn.derivatives.autograd import partial
 from lightning_pinn.derivatives.jets import JetIndex, network_jet, unsupported_reason
-from lightning_pinn.nets import MLP, FactorizedLinear, ModifiedMLPLayers, PeriodicEmbedding
+from lightning_pinn.nets import MLP, ConstrainedNet, FactorizedLinear, ModifiedMLPLayers, PeriodicEmbedding
+from lightning_pinn.problem.output_transform import OutputTransform
 
 
 def requests(n_coords: int, max_order: int) -> list[tuple[int, ...]]:
@@ -165,15 +166,15 @@ def test_config_rebuilds_an_identical_network():
     for options in NETS.values():
         torch.manual_seed(0)
         net = MLP(2, 2, width=6, depth=2, bounds=BOUNDS, **options)
-        config = net.config()
+        config = net.to_config()
         rebuilt = hydra.utils.instantiate(config)
-        assert type(rebuilt) is MLP and rebuilt.config() == config
+        assert type(rebuilt) is MLP and rebuilt.to_config() == config
         assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
         rebuilt.load_state_dict(net.state_dict())
         x = torch.rand(7, 2)
         torch.testing.assert_close(rebuilt(x), net(x), rtol=0, atol=0)
-    assert MLP(2, 1, periodic={0: 2.0}).config()["periodic"] == [2.0, None]
-    assert MLP(2, 1, weight_factorization=True).config()["weight_factorization"] == {"mean": 1.0, "std": 0.1}
+    assert MLP(2, 1, periodic={0: 2.0}).to_config()["periodic"] == [2.0, None]
+    assert MLP(2, 1, weight_factorization=True).to_config()["weight_factorization"] == {"mean": 1.0, "std": 0.1}
 
 
 def test_a_config_from_before_these_options_builds_the_plain_mlp():
@@ -183,7 +184,7 @@ def test_a_config_from_before_these_options_builds_the_plain_mlp():
     net = hydra.utils.instantiate(old)
     assert sorted(net.state_dict()) == ["layers.0.bias", "layers.0.weight", "layers.2.bias", "layers.2.weight",
                                         "layers.4.bias", "layers.4.weight", "scaling.centre", "scaling.half_width"]
-    assert net.config() == {**old, "architecture": "mlp", "weight_factorization": None, "periodic": None,
+    assert net.to_config() == {**old, "architecture": "mlp", "weight_factorization": None, "periodic": None,
                             "periodic_harmonics": 1}
 
 
@@ -219,3 +220,17 @@ def test_pinn_module_runs_every_new_option_on_jets_and_agrees_with_autograd(burg
         losses[engine] = module.loss_terms(module.draw_points())
     for name, value in losses["jets"].items():
         torch.testing.assert_close(value, losses["autograd"][name], rtol=1e-10, atol=0)
+
+
+def test_a_constrained_net_is_the_transform_of_the_raw_outputs_and_its_jets_match_autograd():
+    torch.manual_seed(0)
+    transform = OutputTransform({"u": "x*(1 - y)*u + sin(a*x)*exp(-y)", "w": "2.5"}, ["x", "y"], ["u", "v", "w"],
+                                params={"a": 3.0})
+    net = ConstrainedNet(MLP(2, 3, width=8, depth=2), transform).double()
+    x = torch.rand(6, 2, dtype=torch.float64)
+    raw = net.net(x)
+    expected = torch.stack([x[:, 0] * (1 - x[:, 1]) * raw[:, 0] + torch.sin(3 * x[:, 0]) * torch.exp(-x[:, 1]),
+                            raw[:, 1], torch.full((6,), 2.5, dtype=torch.float64)], dim=1)
+    torch.testing.assert_close(net(x), expected, rtol=1e-14, atol=1e-14)
+    assert unsupported_reason(net, 2) is None
+    assert_jets_match_autograd(net, x, max_order=3)

@@ -139,3 +139,76 @@ def test_fields_named_by_a_submodule_run_on_jets_and_match_autograd(tmp_path):
     torch.testing.assert_close(losses["net"], losses[None], rtol=1e-10, atol=0)
     with pytest.raises(ValueError, match="derivatives=jets cannot run this network: the fields come from Regressor.forward"):
         small_trainer(tmp_path, max_steps=1, callbacks=[PhysicsLoss(ode_problem(), derivatives="jets")]).fit(Regressor())
+
+
+def heat_problem() -> Problem:
+    """u_t = u_xx on [0, 1] x [0, 1] with u(x, 0) = sin(pi x) (weight 3)."""
+    return Problem(coords={"x": [0.0, 1.0], "t": [0.0, 1.0]}, fields=["u"], equations={"heat": "u_t - u_xx"},
+                   conditions={"initial": {"region": "t=0", "residual": "u - sin(pi*x)", "points": 16,
+                                           "weight": 3.0}},
+                   collocation_points=64)
+
+
+class Field(pl.LightningModule):
+    """A host whose forward is a small network of (x, t)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_physics_loss_composes_its_loss_as_pinnmodule_does_with_balancing_and_causal_weights():
+    from lightning_pinn import PINNModule
+    from lightning_pinn.losses import causal_loss
+
+    options = {"balancing": {"name": "gradnorm", "alpha": 0.0}, "causal": {"chunks": 4, "epsilon": 2.0}}
+    host = Field()
+    module = PINNModule(heat_problem(), host.net, **options)
+    physics = PhysicsLoss(heat_problem(), **options)
+    points = module.draw_points()
+    physics.collocation.points = points
+    ours = physics.compute(host, log=False)
+    torch.testing.assert_close(ours, module.total_loss(module.loss_terms(points)), rtol=1e-6, atol=0)
+    # and against the formula: gradnorm weights (sum of norms / own norm) x problem weights x causal / mean terms
+    r = module.residuals(points)
+    causal, _ = causal_loss(r["heat"], points["interior"][:, 1], (0.0, 1.0), 4, 2.0)
+    initial = r["initial"].square().mean()
+    params = list(host.parameters())
+    norms = {k: torch.sqrt(sum(g.square().sum() for g in torch.autograd.grad(v, params, retain_graph=True,
+                                                                           allow_unused=True) if g is not None))
+             for k, v in {"heat": causal, "initial": initial}.items()}
+    lam = {k: sum(norms.values()) / n for k, n in norms.items()}
+    torch.testing.assert_close(ours, lam["heat"] * causal + 3 * lam["initial"] * initial, rtol=1e-6, atol=0)
+
+
+def test_physics_loss_advances_the_causal_schedule_and_checkpoints_it(tmp_path):
+    class Timeless(Field):
+        def training_step(self, batch, batch_idx):
+            return self.net(batch[0]).square().mean() * 0.0
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+        def train_dataloader(self):
+            return DataLoader(TensorDataset(torch.rand(8, 2)), batch_size=8)
+
+    physics = PhysicsLoss(heat_problem(), causal={"chunks": 4, "epsilon": [0.0, 1.0], "threshold": 0.5},
+                          balancing="relobralo")
+    logger = RecordingLogger()
+    small_trainer(tmp_path, max_steps=3, callbacks=[physics], logger=logger, log_every_n_steps=1).fit(Timeless())
+    assert physics.weighted_loss.causal.stage == 1  # epsilon 0 gives weights 1 > 0.5: it moved on after step 0
+    assert physics.state_dict()["causal"] == {"stage": 1}
+    assert [s for s, _ in logger.series("physics/causal_min_weight")] == [0, 1, 2]
+    assert {"physics/weight_heat", "physics/weight_initial"} <= {k for _, m in logger.rows for k in m}
+    resumed = PhysicsLoss(heat_problem(), causal={"chunks": 4, "epsilon": [0.0, 1.0], "threshold": 0.5},
+                          balancing="relobralo")
+    resumed.load_state_dict(physics.state_dict())
+    assert resumed.weighted_loss.causal.stage == 1
+    saved, restored = physics.weighted_loss.balancer.state_dict(), resumed.weighted_loss.balancer.state_dict()
+    assert saved["names"] == ["heat", "initial"]  # it has seen the terms
+    for key, value in saved.items():
+        assert torch.equal(restored[key], value) if isinstance(value, torch.Tensor) else restored[key] == value, key

@@ -144,7 +144,7 @@ def test_too_few_quadrature_points_are_rejected():
 
 def test_config_rebuilds_the_same_reference():
     original = BurgersColeHopf(nu=0.02, quadrature_points=64)
-    rebuilt = instantiate(original.config())
+    rebuilt = instantiate(original.to_config())
     assert (rebuilt.nu, rebuilt.quadrature_points) == (0.02, 64)
     x, t = np.linspace(-1, 1, 9), np.full(9, 0.4)
     np.testing.assert_array_equal(rebuilt(x, t), original(x, t))

@@ -224,7 +224,7 @@ def test_the_lid_is_part_of_the_cache_key_and_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("LIGHTNING_PINN_CACHE", str(tmp_path))
     sharp, smooth = LidDrivenCavity(re=50.0, n=16), LidDrivenCavity(re=50.0, n=16, lid=SMOOTH_LID)
     assert sharp.cache_path != smooth.cache_path and len(list((tmp_path / "references").iterdir())) == 2
-    assert instantiate(smooth.config()).lid == SMOOTH_LID
+    assert instantiate(smooth.to_config()).lid == SMOOTH_LID
     assert not np.allclose(sharp.u, smooth.u)
 
 
@@ -250,8 +250,8 @@ def test_call_broadcasts_and_rejects_points_outside_the_square(coarse):
 
 
 def test_config_rebuilds_the_same_reference(coarse):
-    rebuilt = instantiate(coarse.config())
-    assert isinstance(rebuilt, LidDrivenCavity) and rebuilt.config() == coarse.config()
+    rebuilt = instantiate(coarse.to_config())
+    assert isinstance(rebuilt, LidDrivenCavity) and rebuilt.to_config() == coarse.to_config()
     np.testing.assert_array_equal(rebuilt.u, coarse.u)
 
 

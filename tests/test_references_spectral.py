@@ -217,8 +217,8 @@ def test_a_damaged_cache_file_is_solved_again_and_cache_false_writes_nothing(cac
     NonlinearSchrodinger(initial_v="0.1", domain=(-4, 4)),
 ], ids=lambda ref: type(ref).__name__)
 def test_config_rebuilds_the_same_reference(ref):
-    rebuilt = instantiate(ref.config())
-    assert type(rebuilt) is type(ref) and rebuilt.config() == ref.config()
+    rebuilt = instantiate(ref.to_config())
+    assert type(rebuilt) is type(ref) and rebuilt.to_config() == ref.to_config()
 
 
 # --- grids that cannot work -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lightning_pinn.geometry.csg import Difference, Intersection, Union
+from lightning_pinn.geometry.csg import CSGDifference, CSGIntersection, CSGUnion
 from lightning_pinn.geometry.samplers import Sampler
 from lightning_pinn.geometry.shapes import Ball, Disk, Polygon, Rectangle
 
@@ -37,18 +37,18 @@ def shapes():
         "L-polygon": (Polygon(L_VERTICES), 3.0, 8.0),
         "L-polygon-clockwise": (Polygon(L_VERTICES[::-1]), 3.0, 8.0),
         "plate-with-holes": (
-            Difference(Rectangle([0, 0], [1, 1]), [Disk([0.3, 0.5], R), Disk([0.7, 0.5], R)]),
+            CSGDifference(Rectangle([0, 0], [1, 1]), [Disk([0.3, 0.5], R), Disk([0.7, 0.5], R)]),
             1 - 2 * math.pi * R**2,
             4 + 2 * 2 * math.pi * R,
         ),
         "two-disks": (
-            Union([Disk([0, 0], 1), Disk([1, 0], 1)]),
+            CSGUnion([Disk([0, 0], 1), Disk([1, 0], 1)]),
             2 * math.pi - lens_area,
             2 * (2 * math.pi - 2 * LENS_HALF_ANGLE),
         ),
-        "lens": (Intersection([Disk([0, 0], 1), Disk([1, 0], 1)]), lens_area, 4 * LENS_HALF_ANGLE),
-        "L-union": (Union([Rectangle([0, 0], [2, 1]), Rectangle([0, 0], [1, 2])]), 3.0, 8.0),  # shares faces
-        "glued": (Union([Rectangle([0, 0], [1, 1]), Rectangle([1, 0], [2, 1])]), 2.0, 6.0),  # x=1 is inside
+        "lens": (CSGIntersection([Disk([0, 0], 1), Disk([1, 0], 1)]), lens_area, 4 * LENS_HALF_ANGLE),
+        "L-union": (CSGUnion([Rectangle([0, 0], [2, 1]), Rectangle([0, 0], [1, 2])]), 3.0, 8.0),  # shares faces
+        "glued": (CSGUnion([Rectangle([0, 0], [1, 1]), Rectangle([1, 0], [2, 1])]), 2.0, 6.0),  # x=1 is inside
         "cube-minus-ball": (
             Rectangle([0, 0, 0], [1, 1, 1]) - Ball([1, 1, 1], 0.5),
             1 - math.pi / 48,
@@ -59,7 +59,7 @@ def shapes():
 
 SHAPES = shapes()
 NAMES = list(SHAPES)
-CSG = [name for name, (shape, _, _) in SHAPES.items() if isinstance(shape, (Union, Intersection, Difference))]
+CSG = [name for name, (shape, _, _) in SHAPES.items() if isinstance(shape, (CSGUnion, CSGIntersection, CSGDifference))]
 
 
 def stream(dim: int, seed: int = 1):
@@ -248,16 +248,16 @@ def test_csg_contains_is_the_set_operation():
 
 def test_operators_build_flat_composites():
     a, b, c = Disk([0, 0], 1), Disk([1, 0], 1), Disk([0.5, 0.5], 1)
-    assert isinstance(a | b | c, Union) and len((a | b | c).shapes) == 3
-    assert isinstance(a & b & c, Intersection) and len((a & b & c).shapes) == 3
+    assert isinstance(a | b | c, CSGUnion) and len((a | b | c).shapes) == 3
+    assert isinstance(a & b & c, CSGIntersection) and len((a & b & c).shapes) == 3
     cut = Rectangle([-2, -2], [2, 2]) - a - Disk([1.5, 1.5], 0.2)
-    assert isinstance(cut, Difference) and len(cut.subtract) == 2 and isinstance(cut.base, Rectangle)
+    assert isinstance(cut, CSGDifference) and len(cut.subtract) == 2 and isinstance(cut.base, Rectangle)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_config_round_trip_through_hydra(name):
     shape = SHAPES[name][0]
-    config = shape.config()
+    config = shape.to_config()
     json.dumps(config)  # plain data only
     lo, hi = shape.bounds
     points = np.random.default_rng(2).uniform(lo - 0.2, hi + 0.2, (500, shape.dim))
@@ -265,14 +265,14 @@ def test_config_round_trip_through_hydra(name):
         rebuilt = instantiate(cfg)
         assert type(rebuilt) is type(shape)
         np.testing.assert_array_equal(rebuilt.contains(points), shape.contains(points))
-        assert rebuilt.config() == config
+        assert rebuilt.to_config() == config
 
 
 def test_nested_composites_accept_configs_and_round_trip():
     config = {
-        "_target_": "lightning_pinn.geometry.csg.Difference",
+        "_target_": "lightning_pinn.geometry.csg.CSGDifference",
         "base": {
-            "_target_": "lightning_pinn.geometry.csg.Union",
+            "_target_": "lightning_pinn.geometry.csg.CSGUnion",
             "shapes": [
                 {"_target_": "lightning_pinn.geometry.shapes.Disk", "centre": [0, 0], "radius": 1},
                 {"_target_": "lightning_pinn.geometry.shapes.Rectangle", "lo": [0, -0.5], "hi": [2, 0.5]},
@@ -281,8 +281,8 @@ def test_nested_composites_accept_configs_and_round_trip():
         "subtract": {"_target_": "lightning_pinn.geometry.shapes.Disk", "centre": [1.5, 0], "radius": 0.25},
     }
     shape = instantiate(config)
-    assert isinstance(shape.base, Union) and len(shape.subtract) == 1
-    assert instantiate(shape.config()).config() == shape.config()
+    assert isinstance(shape.base, CSGUnion) and len(shape.subtract) == 1
+    assert instantiate(shape.to_config()).to_config() == shape.to_config()
     np.testing.assert_array_equal(shape.contains([[1.5, 0], [1.0, 0], [-0.5, 0]]), [False, True, True])
 
 
@@ -301,9 +301,9 @@ def test_nested_composites_accept_configs_and_round_trip():
         (lambda: Polygon([[0, 0], [1, 0], [1, 1], [0, 0]]), "vertices 3 and 0 are equal.*do not repeat the first"),
         (lambda: Polygon([[0, 0], [1, 0], [1, 0], [0, 1]]), r"vertices 1 and 2 are equal, \(1, 0\)"),
         (lambda: Polygon([[0, 0], [1, 1], [2, 2]]), "zero area"),
-        (lambda: Difference(Rectangle([0, 0], [1, 1]), Disk([0.5, 0.5], 2)), "is empty"),
-        (lambda: Intersection([Disk([0, 0], 1), Disk([3, 0], 1)]), "is empty"),
-        (lambda: Intersection([Disk([0, 0], 1), Disk([1.5, 0], 0.5)]), "is empty"),  # they only touch
+        (lambda: CSGDifference(Rectangle([0, 0], [1, 1]), Disk([0.5, 0.5], 2)), "is empty"),
+        (lambda: CSGIntersection([Disk([0, 0], 1), Disk([3, 0], 1)]), "is empty"),
+        (lambda: CSGIntersection([Disk([0, 0], 1), Disk([1.5, 0], 0.5)]), "is empty"),  # they only touch
         (lambda: Disk([0, 0], 0), "positive radius but got 0"),
         (lambda: Ball([0, 0, 0], -1.5), "positive radius but got -1.5"),
         (lambda: Disk([0, 0], "big"), "positive radius but got 'big'"),
@@ -312,9 +312,9 @@ def test_nested_composites_accept_configs_and_round_trip():
         (lambda: Rectangle([0, 1], [1, 1]), r"lo < hi .*axis 1: 1 >= 1"),
         (lambda: Rectangle([0, 0], [1, 1, 1]), "different lengths"),
         (lambda: Rectangle([0, float("nan")], [1, 1]), "finite"),
-        (lambda: Union([Disk([0, 0], 1), Ball([0, 0, 0], 1)]), "mismatched dimensions.*3D.*2D"),
-        (lambda: Union([]), "at least one shape"),
-        (lambda: Union([Disk([0, 0], 1), "disk"]), r"shapes\[1\]: expected a shape but got 'disk'"),
+        (lambda: CSGUnion([Disk([0, 0], 1), Ball([0, 0, 0], 1)]), "mismatched dimensions.*3D.*2D"),
+        (lambda: CSGUnion([]), "at least one shape"),
+        (lambda: CSGUnion([Disk([0, 0], 1), "disk"]), r"shapes\[1\]: expected a shape but got 'disk'"),
     ],
 )
 def test_bad_input_is_rejected_with_the_value(build, message):

@@ -4,66 +4,17 @@ A :class:`JetValue` wraps the jet of one column (value ``(1, N)``, coefficients 
 and implements ``+ - * / **`` and the expression language's smooth functions by the rules of
 Taylor arithmetic: sums add coefficients, products follow Leibniz (:func:`jets.product`),
 and a function ``f`` composes through its Taylor coefficients ``f^(n)(v)/n!``
-(:func:`jets.compose`). Floats act as constants. A function without a rule (``abs``,
+(:func:`jets.compose`) from the catalogue :data:`~lightning_pinn.derivatives.taylor.TAYLOR`,
+which the activations use too. Floats act as constants. A function without a rule (``abs``,
 ``min``, ...) raises :class:`JetUnsupportedError`, and the engine falls back to autograd.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
-import torch
-from torch import Tensor
-
-from lightning_pinn.derivatives.jets import (
-    Jet,
-    JetIndex,
-    JetUnsupportedError,
-    _cos_taylor,
-    _sigmoid_taylor,
-    _tanh_taylor,
-    compose,
-    product,
-    sin_taylor,
-)
-
-
-def _exp_taylor(v: Tensor, order: int) -> list[Tensor]:
-    e = torch.exp(v)
-    return [e] + [e / math.factorial(n) for n in range(1, order + 1)]
-
-
-def _sinh_taylor(v: Tensor, order: int) -> list[Tensor]:
-    s, c = torch.sinh(v), torch.cosh(v)
-    return [(s, c)[n % 2] / math.factorial(n) for n in range(order + 1)]
-
-
-def _cosh_taylor(v: Tensor, order: int) -> list[Tensor]:
-    s, c = torch.sinh(v), torch.cosh(v)
-    return [(c, s)[n % 2] / math.factorial(n) for n in range(order + 1)]
-
-
-def _log_taylor(v: Tensor, order: int) -> list[Tensor]:
-    return [torch.log(v)] + [(-1) ** (n + 1) / (n * v**n) for n in range(1, order + 1)]
-
-
-def _power_taylor(p: float) -> Callable[[Tensor, int], list[Tensor]]:
-    """``v^p``: the generalized binomial ``C(p, n) v^(p - n)``."""
-    def taylor(v: Tensor, order: int) -> list[Tensor]:
-        out, binomial = [], 1.0
-        for n in range(order + 1):
-            out.append(binomial * v ** (p - n))
-            binomial *= (p - n) / (n + 1)
-        return out
-    return taylor
-
-
-FUNCTION_TAYLORS: dict[str, Callable[[Tensor, int], list[Tensor]]] = {
-    "sin": sin_taylor, "cos": _cos_taylor, "tanh": _tanh_taylor, "exp": _exp_taylor, "sinh": _sinh_taylor,
-    "cosh": _cosh_taylor, "log": _log_taylor, "sqrt": _power_taylor(0.5), "sigmoid": _sigmoid_taylor,
-}
-"""Expression functions with jet rules: name -> Taylor coefficients ``f^(n)(v)/n!`` for ``n = 0..order``."""
+from lightning_pinn.derivatives.jets import Jet, JetIndex, JetUnsupportedError, compose, product
+from lightning_pinn.derivatives.taylor import TAYLOR, Taylor, power_taylor
 
 
 class JetValue:
@@ -133,16 +84,16 @@ class JetValue:
             for _ in range(int(p)):
                 result = self * result if isinstance(result, JetValue) else self
             return result if isinstance(result, JetValue) else self * 0.0 + 1.0
-        return self._compose(_power_taylor(p))
+        return self._compose(power_taylor(p))
 
     def __rpow__(self, base: object) -> JetValue:
         return (self * math.log(float(base))).function("exp")
 
-    def _compose(self, taylor: Callable[[Tensor, int], list[Tensor]]) -> JetValue:
+    def _compose(self, taylor: Taylor) -> JetValue:
         return self._wrap(compose(taylor(self.jet.value, self.index.order), self.jet, self.index))
 
     def function(self, name: str) -> JetValue:
-        """``name(self)`` for a function of the expression language with a jet rule."""
-        if name not in FUNCTION_TAYLORS:
-            raise JetUnsupportedError(f"the function {name} has no jet rule (those with one: {sorted(FUNCTION_TAYLORS)})")
-        return self._compose(FUNCTION_TAYLORS[name])
+        """``name(self)`` for a function with Taylor coefficients in :data:`~lightning_pinn.derivatives.taylor.TAYLOR`."""
+        if name not in TAYLOR:
+            raise JetUnsupportedError(f"the function {name} has no jet rule (those with one: {sorted(TAYLOR)})")
+        return self._compose(TAYLOR[name])

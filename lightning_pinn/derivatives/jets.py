@@ -20,8 +20,10 @@ module on the path has a jet rule (see :func:`register_jet_rule`).
 
 Layout: features first, points last (value ``(H, N)``, coefficients ``(H, K, N)``), the
 transpose of a module's ``(N, H)``. Then a linear layer is ``W @ X`` with the long point axis
-contiguous, which CPU matrix products run about 1.5x faster than ``X @ W.T`` at PINN widths
-(K = 3 to 10 rows of 10,000 points by 20 to 100 features), and every coefficient row shares it.
+contiguous, one product shared by every coefficient row (measured in
+``benchmarks/matmul_layout.py``).
+
+The Taylor coefficients of the activations come from :data:`lightning_pinn.derivatives.taylor.TAYLOR`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from lightning_pinn.derivatives.taylor import TAYLOR
 
 MAX_ORDER = 8
 """The highest total derivative order a jet carries (the same bound as the expression language)."""
@@ -121,87 +125,11 @@ class JetIndex:
         return Jet(x.T.contiguous(), coeffs)
 
 
-# ----- elementwise activations: Taylor coefficients f^(n)(v) / n! ---------------------------------
-
-def _polynomial_taylor(base: list[float], order: int) -> list[list[float]]:
-    """``f^(n) / n!`` as polynomials in ``f`` for ``n = 1..order``, when ``f' = base(f)`` (tanh: 1 - f^2)."""
-    polys, out = [[0.0, 1.0]], []  # f itself
-    for n in range(1, order + 1):
-        p = polys[-1]
-        dp = [k * p[k] for k in range(1, len(p))] or [0.0]
-        product = [0.0] * (len(dp) + len(base) - 1)
-        for i, x in enumerate(dp):
-            for j, y in enumerate(base):
-                product[i + j] += x * y
-        polys.append(product)
-        out.append([c / math.factorial(n) for c in product])
-    return out
-
-
-def _horner(coefficients: list[float], t: Tensor) -> Tensor:
-    result = torch.full_like(t, coefficients[-1])
-    for c in reversed(coefficients[:-1]):
-        result = result * t + c
-    return result
-
-
-def _polynomial_activation(f: Callable[[Tensor], Tensor], base: list[float]) -> Callable[[Tensor, int], list[Tensor]]:
-    def taylor(v: Tensor, order: int) -> list[Tensor]:
-        t = f(v)
-        return [t] + [_horner(p, t) for p in _polynomial_taylor(base, order)]
-    return taylor
-
-
-def _tanh_taylor(v: Tensor, order: int) -> list[Tensor]:
-    """tanh's Taylor coefficients in closed form up to order 4 (fewest operations), polynomials beyond."""
-    if order > 4:
-        return _polynomial_activation(torch.tanh, [1.0, 0.0, -1.0])(v, order)
-    t = torch.tanh(v)
-    out = [t]
-    if order >= 1:
-        s = 1 - t * t  # first derivative: 1 - t^2
-        out.append(s)
-    if order >= 2:
-        ts = t * s
-        out.append(-ts)  # second derivative / 2
-    if order >= 3:
-        t2 = t * t
-        out.append(s * (t2 - 1 / 3))  # third derivative / 6
-    if order >= 4:
-        out.append(ts * (2 / 3 - t2))  # fourth derivative / 24
-    return out
-
-
-_sigmoid_taylor = _polynomial_activation(torch.sigmoid, [0.0, 1.0, -1.0])
-
-
-def sin_taylor(v: Tensor, order: int) -> list[Tensor]:
-    """Taylor coefficients ``sin^(n)(v) / n!`` for ``n = 0..order``."""
-    s, c = torch.sin(v), torch.cos(v)
-    return [(s, c, -s, -c)[n % 4] / math.factorial(n) if n > 1 else (s, c)[n] for n in range(order + 1)]
-
-
-def _cos_taylor(v: Tensor, order: int) -> list[Tensor]:
-    s, c = torch.sin(v), torch.cos(v)
-    return [(c, -s, -c, s)[n % 4] / math.factorial(n) if n > 1 else (c, -s)[n] for n in range(order + 1)]
-
+# ----- elementwise activations: Taylor coefficients f^(n)(v) / n! (catalogue in derivatives.taylor) -----
 
 def _times_x(g: list[Tensor], v: Tensor) -> list[Tensor]:
     """Taylor coefficients of ``x * g(x)`` from those of ``g`` (Leibniz): ``x g_n + g_(n-1)``."""
     return [v * g[0]] + [v * g[n] + g[n - 1] for n in range(1, len(g))]
-
-
-def _normal_cdf_taylor(v: Tensor, order: int) -> list[Tensor]:
-    """``Phi^(n) / n!`` with ``Phi^(n) = (-1)^(n-1) He_(n-1)(x) phi(x)`` (probabilists' Hermite)."""
-    phi = torch.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
-    out = [0.5 * (1 + torch.erf(v / math.sqrt(2)))]
-    hermite = [torch.ones_like(v), v]  # He_0, He_1, ...
-    for n in range(1, order + 1):
-        while len(hermite) < n:
-            k = len(hermite) - 1
-            hermite.append(v * hermite[k] - k * hermite[k - 1])
-        out.append(((-1) ** (n - 1) / math.factorial(n)) * hermite[n - 1] * phi)
-    return out
 
 
 ActivationTaylor = Callable[[nn.Module, Tensor, int], list[Tensor]]
@@ -225,23 +153,23 @@ def register_activation(module_type: type) -> Callable[[ActivationTaylor], Activ
     return decorate
 
 
-register_activation(nn.Tanh)(lambda module, v, order: _tanh_taylor(v, order))
-register_activation(nn.Sigmoid)(lambda module, v, order: _sigmoid_taylor(v, order))
-register_activation(nn.SiLU)(lambda module, v, order: _times_x(_sigmoid_taylor(v, order), v))
+register_activation(nn.Tanh)(lambda module, v, order: TAYLOR["tanh"](v, order))
+register_activation(nn.Sigmoid)(lambda module, v, order: TAYLOR["sigmoid"](v, order))
+register_activation(nn.SiLU)(lambda module, v, order: _times_x(TAYLOR["sigmoid"](v, order), v))
 
 
 @register_activation(nn.GELU)
 def _gelu(module: nn.GELU, v: Tensor, order: int) -> list[Tensor]:
     if module.approximate != "none":
         raise JetUnsupportedError("GELU(approximate='tanh') has no jet rule; use GELU() (exact)")
-    return _times_x(_normal_cdf_taylor(v, order), v)
+    return _times_x(TAYLOR["normal_cdf"](v, order), v)
 
 
 @register_activation(nn.Softplus)
 def _softplus(module: nn.Softplus, v: Tensor, order: int) -> list[Tensor]:
     # f = softplus(beta v) / beta, f^(n) = beta^(n-1) sigmoid^(n-1)(beta v); torch's softplus is v above the threshold
     beta, linear = module.beta, v * module.beta > module.threshold
-    s = _sigmoid_taylor(beta * v, max(order - 1, 0))
+    s = TAYLOR["sigmoid"](beta * v, max(order - 1, 0))
     out = [(beta ** (n - 1) / n) * s[n - 1] for n in range(1, order + 1)]
     return [F.softplus(v, beta, module.threshold)] + [torch.where(linear, float(n == 1), d)
                                                       for n, d in enumerate(out, start=1)]
@@ -257,12 +185,10 @@ def compose(taylor: list[Tensor], jet: Jet, index: JetIndex) -> Jet:
 
     Row ``k`` is ``f^(1)(v)`` times its own coefficient plus, for rows of order 2 and more, the
     rest of the multivariate Faa di Bruno sum of :attr:`JetIndex.terms`, written out term by
-    term (products of rows shared). Each row is built on its own and the rows are stacked once:
-    under ``torch.compile`` that fuses into one kernel per layer, forward and backward, where
-    scaling all rows at once and splicing in the higher ones (slices and ``cat``) did not,
-    and cost a compiled step several extra passes over the coefficients (README, "Derivative
-    engines").
+    term (products of rows shared).
     """
+    # each row is built on its own and the rows are stacked once, a form torch.compile fuses into
+    # one kernel per layer (README, "Derivative engines")
     if not len(index):
         return Jet(taylor[0], jet.coeffs)
     rows = jet.coeffs.unbind(1)
@@ -357,8 +283,8 @@ def _sequential(module: nn.Sequential, jet: Jet, index: JetIndex, path: str) -> 
 
 def sin_cos(jet: Jet, index: JetIndex) -> tuple[Jet, Jet]:
     """The jets of ``sin(h)`` and ``cos(h)`` (for Fourier features and custom rules)."""
-    return (compose(sin_taylor(jet.value, index.order), jet, index),
-            compose(_cos_taylor(jet.value, index.order), jet, index))
+    return (compose(TAYLOR["sin"](jet.value, index.order), jet, index),
+            compose(TAYLOR["cos"](jet.value, index.order), jet, index))
 
 
 def product(a: Jet, b: Jet, index: JetIndex) -> Jet:

@@ -128,7 +128,7 @@ class _Composite(Shape):
         return points, normals
 
 
-class Union(_Composite):
+class CSGUnion(_Composite):
     """The union of shapes, ``d = min_k d_k``.
 
     Args:
@@ -136,12 +136,12 @@ class Union(_Composite):
 
     Example:
         >>> from lightning_pinn.geometry.shapes import Rectangle
-        >>> Union([Rectangle([0, 0], [2, 1]), Rectangle([0, 0], [1, 2])]).contains([[1.5, 0.5], [1.5, 1.5]])
+        >>> CSGUnion([Rectangle([0, 0], [2, 1]), Rectangle([0, 0], [1, 2])]).contains([[1.5, 0.5], [1.5, 1.5]])
         array([ True, False])
     """
 
     def __init__(self, shapes: Sequence[Shape]):
-        self.shapes = _shapes(shapes, "Union: shapes")
+        self.shapes = _shapes(shapes, "CSGUnion: shapes")
         self._set_parts(self.shapes, [1.0] * len(self.shapes))
 
     @property
@@ -156,7 +156,7 @@ class Union(_Composite):
         return {"shapes": list(self.shapes)}
 
 
-class Intersection(_Composite):
+class CSGIntersection(_Composite):
     """The intersection of shapes, ``d = max_k d_k``.
 
     Args:
@@ -167,7 +167,7 @@ class Intersection(_Composite):
     """
 
     def __init__(self, shapes: Sequence[Shape]):
-        self.shapes = _shapes(shapes, "Intersection: shapes")
+        self.shapes = _shapes(shapes, "CSGIntersection: shapes")
         self._set_parts(self.shapes, [1.0] * len(self.shapes))
         self._check_not_empty()
 
@@ -183,7 +183,7 @@ class Intersection(_Composite):
         return {"shapes": list(self.shapes)}
 
 
-class Difference(_Composite):
+class CSGDifference(_Composite):
     """``base`` with the shapes in ``subtract`` removed, ``d = max(d_base, -d_1, ..., -d_m)``.
 
     The closed set keeps the boundaries of the holes; on them the outward normal is
@@ -198,15 +198,15 @@ class Difference(_Composite):
 
     Example:
         >>> from lightning_pinn.geometry.shapes import Disk, Rectangle
-        >>> plate = Difference(Rectangle([0, 0], [1, 1]), [Disk([0.5, 0.5], 0.25)])
+        >>> plate = CSGDifference(Rectangle([0, 0], [1, 1]), [Disk([0.5, 0.5], 0.25)])
         >>> plate.contains([[0.5, 0.5], [0.1, 0.1]])
         array([False,  True])
     """
 
     def __init__(self, base: Shape, subtract: Shape | Sequence[Shape]):
-        self.base = _shape(base, "Difference: base")
+        self.base = _shape(base, "CSGDifference: base")
         many = _is_list(subtract) and not isinstance(subtract, Mapping)
-        self.subtract = _shapes(subtract if many else [subtract], "Difference: subtract")
+        self.subtract = _shapes(subtract if many else [subtract], "CSGDifference: subtract")
         self._set_parts([self.base, *self.subtract], [1.0] + [-1.0] * len(self.subtract))
         self._check_not_empty()
 

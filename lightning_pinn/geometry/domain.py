@@ -15,7 +15,7 @@ import numpy as np
 
 from lightning_pinn.errors import ConfigError
 from lightning_pinn.geometry.box import Box
-from lightning_pinn.geometry.samplers import Sampler
+from lightning_pinn.geometry.samplers import Sampler, Seed, seed_sequence
 from lightning_pinn.geometry.shapes import Shape
 
 
@@ -96,7 +96,7 @@ class Domain:
         if shape is None:
             return
         if not isinstance(shape, Shape):
-            raise ConfigError(f"geometry: expected a shape (Rectangle, Disk, Polygon, Union, ...) but got {shape!r}")
+            raise ConfigError(f"geometry: expected a shape (Rectangle, Disk, Polygon, CSGUnion, ...) but got {shape!r}")
         names = [box.names[k] for k in self.spatial]
         if shape.dim != len(self.spatial):
             raise ConfigError(f"geometry: {shape!r} is {shape.dim}D, but the spatial coordinates are {names}")
@@ -143,10 +143,14 @@ class Domain:
             return np.ones(len(points), dtype=bool)
         return self.shape.contains(np.asarray(points)[:, self.spatial])
 
-    def sample_interior(self, n: int, seed: int = 0) -> np.ndarray:
-        """``n`` uniform random points of the domain (shape interior x time interval), for observations."""
+    def sample_interior(self, n: int, seed: Seed = 0) -> np.ndarray:
+        """``n`` uniform random points of the domain (shape interior x time interval), for observations.
+
+        The ``j``-th stream (the shape's, then time's) is seeded ``seed_sequence(seed, j)``: children of
+        one seed, so seeds ``s`` and ``s + 1`` share no stream.
+        """
         region = self.regions("interior")[0]
-        streams = [Sampler(dim, "uniform", seed + j) for j, dim in enumerate(region.sampler_dims)]
+        streams = [Sampler(dim, "uniform", seed_sequence(seed, j)) for j, dim in enumerate(region.sampler_dims)]
         points, _ = region.sample(n, streams)
         return points
 

@@ -9,6 +9,11 @@ columns after them, and the problem says what they mean:
   the opposite face, so that row ``i`` and row ``m + i`` are identified;
 - :class:`FixedPoints` returns the same rows every time (observations: coordinates
   followed by the observed values).
+
+A :class:`PointSource` seeded ``seed`` gives region ``i``'s ``j``-th stream the seed
+``seed_sequence(seed, i, j)``: the child ``(i, j)`` of ``seed``'s spawn tree, independent of
+every other region's and stream's. Which ``seed`` a point set gets is decided in
+``lightning_pinn.points``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from lightning_pinn.errors import ConfigError
-from lightning_pinn.geometry.samplers import Sampler
+from lightning_pinn.geometry.samplers import Sampler, Seed, seed_sequence
 
 
 class SamplingRegion(Protocol):
@@ -40,18 +45,20 @@ class PointSource:
     """Draws a fixed number of points on one or more regions, with checkpointable streams.
 
     Points are split across the regions in proportion to their measure, and each
-    region has its own :class:`Sampler` streams (seeded ``seed``, ``seed + 1``, ...).
+    region has its own :class:`Sampler` streams: region ``i``'s ``j``-th stream (one per entry
+    of its ``sampler_dims``) is seeded ``seed_sequence(seed, i, j)``.
 
     Args:
         regions: where to draw, e.g. ``box.regions("boundary")``.
         n: total number of points per draw.
         method: sampler method (``uniform``, ``lhs``, ``sobol``, ``halton``, ``grid``).
-        seed: base seed.
+        seed: the root of this source's streams: a ``numpy.random.SeedSequence`` (see
+            ``lightning_pinn.points.stream_seed``) or a non-negative integer.
         normals: append each point's outward unit normal as more columns (every region
             must have normals: faces and geometry boundaries do, interiors do not).
     """
 
-    def __init__(self, regions: Sequence[SamplingRegion], n: int, method: str = "sobol", seed: int = 0,
+    def __init__(self, regions: Sequence[SamplingRegion], n: int, method: str = "sobol", seed: Seed = 0,
                  normals: bool = False):
         if int(n) < len(regions):
             raise ConfigError(f"Expected at least one point per region ({len(regions)}) but got n={n}")
@@ -66,7 +73,8 @@ class PointSource:
             counts[np.argmax(counts)] -= 1
             counts[k] = 1
         self.counts = counts.tolist()
-        self.streams = [[Sampler(dim, method, seed + i + 7919 * j) for j, dim in enumerate(r.sampler_dims)]
+        self.seed = seed_sequence(seed)
+        self.streams = [[Sampler(dim, method, seed_sequence(self.seed, i, j)) for j, dim in enumerate(r.sampler_dims)]
                         for i, r in enumerate(self.regions)]
 
     def sample(self) -> np.ndarray:

@@ -111,7 +111,7 @@ class Shape(abc.ABC):
         lo, hi = self.bounds
         return float(np.linalg.norm(hi - lo))
 
-    def config(self) -> dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         """A plain dict ``{"_target_": ..., **fields}`` that ``hydra.utils.instantiate`` rebuilds the shape from."""
         return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", **_plain(self._fields())}
 
@@ -120,30 +120,30 @@ class Shape(abc.ABC):
         return f"{type(self).__name__}({args})"
 
     def __or__(self, other: Shape) -> Shape:
-        """``a | b``: the :class:`~lightning_pinn.geometry.csg.Union` (unions are flattened)."""
-        from lightning_pinn.geometry.csg import Union
+        """``a | b``: the :class:`~lightning_pinn.geometry.csg.CSGUnion` (unions are flattened)."""
+        from lightning_pinn.geometry.csg import CSGUnion
 
         if not isinstance(other, Shape):
             return NotImplemented
-        return Union([s for x in (self, other) for s in (x.shapes if isinstance(x, Union) else [x])])
+        return CSGUnion([s for x in (self, other) for s in (x.shapes if isinstance(x, CSGUnion) else [x])])
 
     def __and__(self, other: Shape) -> Shape:
-        """``a & b``: the :class:`~lightning_pinn.geometry.csg.Intersection` (intersections are flattened)."""
-        from lightning_pinn.geometry.csg import Intersection
+        """``a & b``: the :class:`~lightning_pinn.geometry.csg.CSGIntersection` (intersections are flattened)."""
+        from lightning_pinn.geometry.csg import CSGIntersection
 
         if not isinstance(other, Shape):
             return NotImplemented
-        return Intersection([s for x in (self, other) for s in (x.shapes if isinstance(x, Intersection) else [x])])
+        return CSGIntersection([s for x in (self, other) for s in (x.shapes if isinstance(x, CSGIntersection) else [x])])
 
     def __sub__(self, other: Shape) -> Shape:
-        """``a - b``: the :class:`~lightning_pinn.geometry.csg.Difference`; ``(a - b) - c`` is ``a - [b, c]``."""
-        from lightning_pinn.geometry.csg import Difference
+        """``a - b``: the :class:`~lightning_pinn.geometry.csg.CSGDifference`; ``(a - b) - c`` is ``a - [b, c]``."""
+        from lightning_pinn.geometry.csg import CSGDifference
 
         if not isinstance(other, Shape):
             return NotImplemented
-        if isinstance(self, Difference):
-            return Difference(self.base, [*self.subtract, other])
-        return Difference(self, other)
+        if isinstance(self, CSGDifference):
+            return CSGDifference(self.base, [*self.subtract, other])
+        return CSGDifference(self, other)
 
 
 class Rectangle(Shape):
@@ -533,7 +533,7 @@ def _allocate(n: int, weights: np.ndarray) -> np.ndarray:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Shape):
-        return value.config()
+        return value.to_config()
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -31,6 +31,7 @@ from lightning_pinn.errors import ConfigError, NonFiniteLossError
 from lightning_pinn.geometry import PointSource
 from lightning_pinn.geometry.samplers import ENGINES as SAMPLERS
 from lightning_pinn.lightning.module import PINNModule
+from lightning_pinn.points import stream_seed
 
 # ----- the maths ---------------------------------------------------------------------------------
 
@@ -95,8 +96,8 @@ class _ResidualSampling(pl.Callback):
         self.batch_size = _positive_int(f"{self.name}: batch_size", batch_size)
         if not isinstance(point_set, str):
             raise ConfigError(f"{self.name}: point_set: expected the name of a point set but got {point_set!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ConfigError(f"{self.name}: seed: expected an integer but got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"{self.name}: seed: expected a non-negative integer but got {seed!r}")
         if sampler not in SAMPLERS:
             raise ConfigError(f"{self.name}: sampler: expected one of {list(SAMPLERS)} (fresh candidates every round) "
                              f"but got {sampler!r}")
@@ -122,7 +123,7 @@ class _ResidualSampling(pl.Callback):
     # ----- setup and state -----
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Check the module and point set; start this rank's candidate stream (``seed + global_rank``)."""
+        """Check the module and point set; start this rank's candidate streams (keyed by ``global_rank``)."""
         if stage != "fit":
             return
         if not isinstance(pl_module, PINNModule):
@@ -157,8 +158,10 @@ class _ResidualSampling(pl.Callback):
         """Refuse a point set of ``n`` points that this callback cannot handle."""
 
     def _streams(self, rank: int) -> tuple[PointSource, np.random.Generator]:
-        return (PointSource(self.regions, self.candidates, self.sampler, seed=self.seed + rank, normals=self.normals),
-                np.random.default_rng([self.seed + rank, 1]))
+        """Rank ``rank``'s candidate source and selection generator: their own branches of ``seed``'s tree."""
+        candidates = stream_seed(self.seed, "candidates", self.point_set, rank)
+        return (PointSource(self.regions, self.candidates, self.sampler, seed=candidates, normals=self.normals),
+                np.random.default_rng(stream_seed(self.seed, "selection", self.point_set, rank)))
 
     def state_dict(self) -> dict[str, Any]:
         """Stream positions of this rank, rounds done, last round's step and mean residual."""
@@ -254,9 +257,10 @@ class RAD(_ResidualSampling):
     Points live where the module's do (``module.collocation.points[point_set]``, on its device
     and dtype), so the module's checkpoints keep them; the callback's streams and round counter
     go through ``state_dict``, so a resumed run continues exactly. The candidates come from the
-    callback's own stream (the module's stream is not consumed). Under DDP, rank ``r`` draws
-    from ``seed + r`` and replaces only its own points: no communication; a resume replays each
-    rank's stream to where it stood. Rounds in the L-BFGS phase clear L-BFGS's history.
+    callback's own streams (the module's streams are not consumed, and no candidate stream is one
+    of the module's: see ``lightning_pinn.points`` for the seed tree). Under DDP, rank ``r`` draws
+    from its own streams and replaces only its own points: no communication; a resume replays each
+    rank's streams to where they stood. Rounds in the L-BFGS phase clear L-BFGS's history.
 
     The module must not redraw points itself (``resample_every=0``, checked at setup): its draw
     runs after this callback and would throw the adapted points away. Rounds start at step
@@ -271,7 +275,8 @@ class RAD(_ResidualSampling):
         k: exponent of ``|r|``, ``>= 0``.
         c: uniform share, ``>= 0``.
         point_set: the point set to adapt: ``"interior"`` (the equations) or a condition's name.
-        seed: base seed of the candidate stream (rank ``r``: ``seed + r``).
+        seed: seed of the candidate and selection streams, non-negative; each rank and point set
+            has its own streams of it (``lightning_pinn.points.stream_seed``).
         sampler: how candidates are drawn: ``uniform`` (Wu et al.), ``lhs``, ``sobol`` or ``halton``.
         batch_size: candidates per residual evaluation (bounds the memory of the derivative graph).
 
@@ -311,7 +316,7 @@ class RAR(_ResidualSampling):
 
     The point count grows, so with ``compile`` on each round recompiles the loss (static shapes;
     past dynamo's recompile limit of 64 the loss runs eagerly): rounds should be few. State,
-    checkpoints, DDP (rank ``r`` draws from ``seed + r`` and extends only its own points, so all
+    checkpoints, DDP (each rank draws from its own streams and extends only its own points, so all
     ranks keep equal counts), L-BFGS and ``resample_every=0`` as in :class:`RAD`.
 
     Logs ``adaptive/<point_set>_points`` and ``adaptive/<point_set>_residual`` (mean ``|r|`` of
@@ -323,7 +328,8 @@ class RAR(_ResidualSampling):
         add: points added per round.
         point_set: the point set to refine: ``"interior"`` (the equations) or a condition's name.
         max_points: most points the set may hold (at least its initial count); ``None``: no limit.
-        seed: base seed of the candidate stream (rank ``r``: ``seed + r``).
+        seed: seed of the candidate streams, non-negative; each rank and point set has its own
+            (``lightning_pinn.points.stream_seed``).
         sampler: how candidates are drawn: ``uniform``, ``lhs``, ``sobol`` or ``halton``.
         batch_size: candidates per residual evaluation (bounds the memory of the derivative graph).
     """

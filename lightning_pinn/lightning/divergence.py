@@ -60,7 +60,7 @@ class DivergenceRule:
         """The rule in words, for messages."""
         return f"{self.factor:g} x its best since the last reset ({self.best:.3g})"
 
-    def config(self) -> dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         """The arguments, as the ``divergence`` option takes them."""
         return {"factor": self.factor, "patience": self.patience}
 

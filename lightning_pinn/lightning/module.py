@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 import lightning.pytorch as pl
 import numpy as np
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from lightning_pinn.allowlist import check_targets, trusting
-from lightning_pinn.config import SPECIAL_KEYS, build, build_factory, config_of, is_config, to_plain
+from lightning_pinn.config import SPECIAL_KEYS, build, build_factory, config_of, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.errors import ConfigError, DivergenceError, NonFiniteLossError, at, subkey
 from lightning_pinn.geometry.samplers import METHODS
@@ -29,12 +29,12 @@ from lightning_pinn.lightning.optimization import (
     step_schedulers,
     why_automatic,
 )
-from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.points import Collocation
 from lightning_pinn.lightning.step_logging import lightning_writes, logs_this_step
-from lightning_pinn.losses import CausalWeighting, FixedWeights, build_balancer
-from lightning_pinn.problem.output_transform import ConstrainedNet
-from lightning_pinn.problem.spec import INTERIOR, Problem
-from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
+from lightning_pinn.losses import CausalWeighting, WeightedLoss
+from lightning_pinn.nets import ConstrainedNet
+from lightning_pinn.problem.spec import Problem
+from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals
 
 
 class _Shard(DistributedSampler):
@@ -51,11 +51,10 @@ class _Shard(DistributedSampler):
         return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
-PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_logged_at", "_causal_held_at", "_points_token", "_last_step"})
-"""Attributes set at every step that are never parameters, buffers or submodules. Lightning sets
-``_current_fx_name`` around each hook it calls, about 45 times per training step; ``nn.Module.__setattr__``
-checks every assignment against the module's parameters, buffers and submodules first, which costs
-more than the assignment itself (``python benchmarks/lightning_overhead.py``)."""
+PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_logged_at", "_points_token", "_last_step"})
+"""Attributes set at every step that are never parameters, buffers or submodules, so ``__setattr__`` sets them
+directly instead of checking them against those first (Lightning sets ``_current_fx_name`` around every hook it
+calls; ``benchmarks/lightning_overhead.py`` measures what that costs)."""
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
 """Adam with torch's fused kernel: the same update as the for-loop default, one kernel for all parameters."""
 DEFAULT_DIVERGENCE = {"factor": 1e4, "patience": 100}
@@ -99,7 +98,8 @@ class PINNModule(pl.LightningModule):
             steps do the early work and float64 goes on below that floor.
         sampler: collocation sampling method (``uniform``, ``lhs``, ``sobol``, ``halton``, ``grid``).
         resample_every: draw fresh collocation points every this many steps (0: draw once).
-        seed: seed of the point streams; DDP rank ``r`` uses ``seed + r``.
+        seed: seed of the point streams (non-negative); each DDP rank, point set and region draws from its own
+            stream of it (see ``lightning_pinn.points``).
         validation_grid: points per coordinate of the validation grid, an int for all or
             ``{coord: n}``; used when the problem has a reference.
         validation_batch_size: grid points per validation batch.
@@ -211,7 +211,6 @@ class PINNModule(pl.LightningModule):
         self.val_rel_l2 = nn.ModuleDict({field: RelativeL2Error() for field in self.problem.fields})
         self.phase = "adam"
         self.lbfgs_restarts = 0
-        self._causal_held_at = -1
         self._logged_at = -1
         if derivatives not in ENGINES:
             raise ConfigError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
@@ -223,15 +222,8 @@ class PINNModule(pl.LightningModule):
         rank_zero_info(f"lightning-pinn: {reason}")
         self._compile_options = self._check_compile(compile)
         self._compiled: dict[str, Any] = {}
-        self.balancer = build_balancer(balancing)
-        """Per-term weights on top of the problem's (``lightning_pinn.losses``)."""
-        self.causal = self._check_causal(causal)
-        self._causal_terms = [] if self.causal is None else self.causal.select(
-            self.problem.point_sets[INTERIOR].terms if INTERIOR in self.problem.point_sets else [])
-        # the last evaluation's weights; ones until then, so that the compiled loss sees the same keys from its
-        # first call on (an empty dict at the first call would recompile it at the second)
-        self._causal_weights: dict[str, Tensor] = {name: torch.ones(self.causal.chunks) for name in self._causal_terms}
-        self._balance: dict[str, Tensor] = {}
+        self.weighted_loss = WeightedLoss(self.problem, balancing, causal)
+        """Residuals to the loss: mean squares, causal weighting, balancing, the problem's weights (``losses.weighted``)."""
         self.divergence = build_divergence(to_plain(divergence))
         """The divergence rule (``lightning_pinn.lightning.divergence``), or None."""
         self._points_token: tuple[int, ...] = ()
@@ -255,7 +247,7 @@ class PINNModule(pl.LightningModule):
                 "balancing": config_of(balancing),
                 "causal": config_of(causal),
                 "optimization": optimization,
-                "divergence": None if self.divergence is None else self.divergence.config(),
+                "divergence": None if self.divergence is None else self.divergence.to_config(),
             }
         )
 
@@ -309,45 +301,27 @@ class PINNModule(pl.LightningModule):
                    causal_weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         """Unweighted loss terms ``{term: mean(residual**2)}`` (causally weighted over time for ``causal`` terms,
         with the given ``causal_weights`` ``{term: (chunks,)}`` when there are some, else computed ones)."""
-        out = {}
-        for name, r in self.residuals(points).items():
-            if name in self._causal_terms:
-                time = self.problem.coords.index(self.causal.time)
-                given = None if causal_weights is None else causal_weights[name]
-                out[name], self._causal_weights[name] = self.causal(r, points[INTERIOR][:, time],
-                                                                    self.problem.bounds[time], given)
-            else:
-                out[name] = r.square().mean()
-        return out
+        return self.weighted_loss.terms(self.residuals(points), points, causal_weights)
 
     def total_loss(self, terms: Mapping[str, Tensor]) -> Tensor:
         """The weighted sum of the terms: the problem's weights (1 for terms it does not know) times the balancer's."""
-        known = {k: v for k, v in terms.items() if k in self.problem.terms}
-        extra = [v for k, v in terms.items() if k not in self.problem.terms]
-        if not isinstance(self.balancer, FixedWeights):
-            self._balance = self.balancer.weights(known, params=[p for p in self.parameters() if p.requires_grad],
-                                                  step=self.global_step, reduce=self._rank_mean())
-            known = {k: self._balance[k] * v for k, v in known.items()}
-        total = weighted_total(self.problem, known)
-        return total + sum(extra) if extra else total
+        return self.weighted_loss.total(terms, [p for p in self.parameters() if p.requires_grad], self.global_step,
+                                        self._rank_mean())
+
+    @property
+    def balancer(self) -> Any:
+        """Per-term weights on top of the problem's (``lightning_pinn.losses``)."""
+        return self.weighted_loss.balancer
+
+    @property
+    def causal(self) -> CausalWeighting | None:
+        """The causal weighting of the equations, or None."""
+        return self.weighted_loss.causal
 
     def _rank_mean(self) -> Any:
         if self._trainer is None or self.trainer.world_size == 1:
             return None
         return lambda value: self.trainer.strategy.reduce(value, reduce_op="mean")
-
-    def _check_causal(self, causal: Any) -> CausalWeighting | None:
-        if causal is None:
-            return None
-        causal = build(causal, "causal") if is_config(causal) else causal
-        if isinstance(causal, Mapping):
-            causal = CausalWeighting(**{"time": self.problem.time or "t", **to_plain(causal)})
-        if not isinstance(causal, CausalWeighting):
-            raise ConfigError(f"causal: expected null, a mapping of options or a CausalWeighting but got {causal!r}")
-        if causal.time not in self.problem.coords:
-            raise ConfigError(f"causal: causal weighting needs a time coordinate, and {causal.time!r} is not one of "
-                             f"{list(self.problem.coords)}")
-        return causal
 
     def _check_compile(self, options: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
         if options is False or options is None:
@@ -367,12 +341,10 @@ class PINNModule(pl.LightningModule):
 
         Compiled on first use for this device. On CPU without options of your own, inductor's
         C++ wrapper is used (it calls the generated kernels without Python in between), unless
-        the balancer differentiates terms one by one (``term_gradients``, e.g. gradnorm): the
-        C++ wrapper's backward returns wrong gradients when run twice on one graph (torch 2.13).
-        Such a balancer also runs the compiled backward with ``retain_graph``, which aot_autograd's
-        donated buffers refuse, so they are turned off (for the whole process: aot_autograd reads the
-        setting at each backward) once such a module compiles. Dynamo's ``recompile_limit`` is
-        raised to 64, since every module compiles the same method.
+        the balancer differentiates terms one by one (``term_gradients``, e.g. gradnorm), whose
+        repeated backward passes through one graph the C++ wrapper and aot_autograd's donated
+        buffers do not support; those are then turned off for the process. Dynamo's
+        ``recompile_limit`` is raised to 64, since every module compiles the same method.
         """
         given = () if causal_weights is None else (causal_weights,)  # an override of loss_terms(points) still works
         if self._compile_options is None:
@@ -383,7 +355,9 @@ class PINNModule(pl.LightningModule):
             # would pass dynamo's default limit of 8 compiled versions and fall back to eager
             dynamo_config = torch._dynamo.config
             dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-            if self._term_gradients:  # read when compiling and again at each backward, so set for the process
+            # a second backward through one graph: the C++ wrapper returned wrong gradients and donated buffers
+            # refused it (torch 2.13); aot_autograd reads the flag when compiling and at each backward
+            if self._term_gradients:
                 torch._functorch.config.donated_buffer = False
             cpp_wrapper = device == "cpu" and not self._term_gradients
             options = self._compile_options or ({"options": {"cpp_wrapper": True}} if cpp_wrapper else {})
@@ -392,8 +366,7 @@ class PINNModule(pl.LightningModule):
 
     @property
     def _term_gradients(self) -> bool:
-        """Whether the balancer differentiates the terms one by one (``retain_graph``); unknown ones may."""
-        return getattr(self.balancer, "term_gradients", True) is not False
+        return self.weighted_loss.term_gradients
 
     def draw_points(self) -> dict[str, Tensor]:
         """A fresh draw of every point set, on this module's device and dtype."""
@@ -402,21 +375,24 @@ class PINNModule(pl.LightningModule):
     # ----- training ----------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """Refuse L-BFGS under fp16 loss scaling; give each DDP rank its own point streams (seed + rank)."""
+        """Refuse L-BFGS under fp16 loss scaling; give each DDP rank its own point streams (keyed by rank)."""
         if stage == "fit" and self.lbfgs_from_step is not None:
             check_lbfgs_precision(self.trainer.precision_plugin)
             if self.lbfgs_float64:
                 check_lbfgs_float64(self.trainer.precision_plugin, self.trainer.world_size)
         if self.trainer is not None and self.trainer.world_size > 1:
-            self.collocation = Collocation(self.problem, self.sampler, self.seed + self.global_rank)
+            self.collocation = Collocation(self.problem, self.sampler, self.seed, rank=self.global_rank)
 
-    def train_dataloader(self) -> Iterator[int]:
-        """An endless stream of step numbers: the points are drawn inside the step, on the module's device.
+    def train_dataloader(self) -> Iterable[int]:
+        """Step numbers, one per training step: the points are drawn inside the step, on the module's device.
 
-        A plain iterator, not a ``DataLoader``: Lightning takes any iterable, and a DataLoader's
-        fetch and collate machinery cost tens of microseconds per step for no data.
+        As many as the steps left to ``trainer.max_steps``, so that the one epoch ends where training
+        does and a plain ``pl.Trainer(max_steps=N)`` validates at its end; endless when there is no
+        ``max_steps``. A plain iterable, not a ``DataLoader``: Lightning takes any, and a DataLoader's
+        fetch and collate machinery cost time per step for no data.
         """
-        return itertools.count()
+        max_steps = self.trainer.max_steps
+        return range(self.global_step, max_steps) if max_steps > 0 else itertools.count(self.global_step)
 
     def training_points(self) -> dict[str, Tensor]:
         """The points of this step (redrawn by ``on_train_batch_start`` when due)."""
@@ -447,11 +423,10 @@ class PINNModule(pl.LightningModule):
 
     def training_loss(self) -> Tensor:
         """One evaluation of the weighted residual loss on this step's points (L-BFGS makes several per step)."""
-        points = self.training_points()
+        points, step = self.training_points(), self.global_step
         prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
-        terms = self.compiled_loss_terms(points, self._step_causal_weights())
+        terms = self.compiled_loss_terms(points, self.weighted_loss.held_weights(step, self.phase == "lbfgs"))
         loss = self.total_loss(terms)
-        step = self.global_step
         if self.phase == "lbfgs" and self.trainer.world_size > 1:
             # every rank's line search must see the same objective: the mean over ranks. Its gradient
             # is the mean of the local gradients, which is what DDP's reduction makes of them.
@@ -511,7 +486,8 @@ class PINNModule(pl.LightningModule):
         if self.collocation.points is None:
             return None
         points = self.collocation.current(self.device, self.dtype)
-        held = {k: v.detach() for k, v in self._causal_weights.items()} if self._causal_terms else None
+        weights = self.weighted_loss.causal_weights
+        held = {k: v.detach() for k, v in weights.items()} if self.weighted_loss.causal_terms else None
         with torch.inference_mode(False), torch.enable_grad():
             loss = float(sum(t.detach() for t in self.loss_terms(points, held).values()))
         if not math.isfinite(loss):
@@ -544,29 +520,13 @@ class PINNModule(pl.LightningModule):
         """The step metrics: loss terms, total, weights, causal minimum weight, restarts, parameters."""
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
-        if not isinstance(self.balancer, FixedWeights):
-            self.log_dict({f"train/weight_{k}": v for k, v in self._balance.items()}, on_step=True, on_epoch=False)
-        if self._causal_weights:
-            self.log("train/causal_min_weight", self.causal.min_weight(self._causal_weights), on_step=True,
-                     on_epoch=False)
+        weighting = self.weighted_loss.metrics()
+        if weighting:
+            self.log_dict({f"train/{k}": v for k, v in weighting.items()}, on_step=True, on_epoch=False)
         if self.lbfgs_restarts:
             self.log("train/lbfgs_restarts", float(self.lbfgs_restarts), on_step=True, on_epoch=False)
         for name, value in self.pde_params.items():
             self.log(f"train/param_{name}", value.detach(), on_step=True, on_epoch=False)
-
-    def _step_causal_weights(self) -> dict[str, Tensor] | None:
-        """The causal weights to hold fixed in this evaluation: under L-BFGS, those of the step's first one.
-
-        L-BFGS evaluates the loss many times per step; weights recomputed at each evaluation
-        would change the objective inside its line search (whose gradient treats them as
-        constants), and the search then fails. Adam evaluates once per step: None, computed.
-        """
-        if self.phase != "lbfgs" or not self._causal_terms:
-            return None
-        if self._causal_held_at != self.global_step:  # the step's first evaluation computes them
-            self._causal_held_at = self.global_step
-            return None
-        return {name: weights.detach() for name, weights in self._causal_weights.items()}
 
     def _raise_non_finite(self, terms: Mapping[str, Tensor]) -> None:
         bad = [f"{k}={v.item()}" for k, v in terms.items() if not torch.isfinite(v)] or ["the weighted total"]
@@ -606,11 +566,8 @@ class PINNModule(pl.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Advance the causal ``epsilon`` schedule once the last time chunk's weight is high enough; restart
         an L-BFGS whose line search failed."""
-        if self._causal_weights:
-            stage = self.causal.state_dict()
-            self.causal.update(self._causal_weights, self._rank_mean())
-            if self.divergence is not None and self.causal.state_dict() != stage:
-                self.divergence.reset()  # a new epsilon: a new objective
+        if self.weighted_loss.after_step(self._rank_mean()) and self.divergence is not None:
+            self.divergence.reset()  # a new causal epsilon: a new objective
         if self.phase == "lbfgs":
             self._restart_stalled_lbfgs()
 
@@ -703,8 +660,7 @@ class PINNModule(pl.LightningModule):
                                         "problem": self.problem.fingerprint(),
                                         "point_counts": self.problem.point_counts(),
                                         "collocation": self.collocation.state_dict(),
-                                        "balancer": self.balancer.state_dict(),
-                                        "causal": None if self.causal is None else self.causal.state_dict(),
+                                        **self.weighted_loss.state_dict(),
                                         "divergence": None if self.divergence is None else self.divergence.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -737,10 +693,7 @@ class PINNModule(pl.LightningModule):
                 self.collocation.replay(state["collocation"])  # the checkpoint holds rank 0's streams only
             else:
                 self.collocation.load_state_dict(state["collocation"])
-        if "balancer" in state:
-            self.balancer.load_state_dict(state["balancer"])
-        if self.causal is not None and state.get("causal") is not None:
-            self.causal.load_state_dict(state["causal"])
+        self.weighted_loss.load_state_dict(state)
         if self.divergence is not None and state.get("divergence") is not None:
             self.divergence.load_state_dict(state["divergence"])
 

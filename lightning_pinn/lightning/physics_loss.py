@@ -16,25 +16,29 @@ from torch import Tensor, nn
 from lightning_pinn.config import build
 from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine
 from lightning_pinn.errors import ConfigError
-from lightning_pinn.lightning.points import Collocation
+from lightning_pinn.points import Collocation
 from lightning_pinn.lightning.step_logging import logs_this_step
-from lightning_pinn.problem.output_transform import ConstrainedNet
+from lightning_pinn.nets import ConstrainedNet
 from lightning_pinn.problem.spec import Problem
-from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals, weighted_total
+from lightning_pinn.losses import WeightedLoss
+from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals
 
 FieldsFn = Callable[[pl.LightningModule, Tensor], Tensor]
 """How to get fields from the host module: ``(module, coords (N, n_coords)) -> (N, n_fields)``."""
 
 
 class PhysicsLoss(pl.Callback):
-    """Adds ``weight * sum_k w_k mean(r_k^2)`` of a problem to the training loss of a LightningModule.
+    """Adds ``weight * sum_k w_k lambda_k L_k`` of a problem to the training loss of a LightningModule.
 
     The host module's code is not changed: at ``setup`` its ``training_step`` is
     wrapped on the instance so that the returned loss (a tensor, or a dict with
     ``"loss"``) also carries the physics terms. Lightning then scales it for gradient
     accumulation and runs one backward, so DDP reduces the physics gradients with the
-    rest. ``teardown`` restores the original method. Terms are logged as
-    ``physics/<term>`` and ``physics/loss``.
+    rest. ``teardown`` restores the original method. The loss is composed as in
+    ``PINNModule`` (``losses.weighted``: mean squares ``L_k``, causal weighting, balancing
+    weights ``lambda_k``, the problem's weights ``w_k``). Terms are logged as ``physics/<term>``
+    and ``physics/loss``, balancing weights as ``physics/weight_<term>`` and the causal minimum
+    weight as ``physics/causal_min_weight``.
 
     Learnable parameters of the problem become ``nn.Parameter``s of the host module
     (``module.physics_params``) at ``setup``, so its optimizer, checkpoints and DDP
@@ -46,13 +50,19 @@ class PhysicsLoss(pl.Callback):
             names a method of the module, a callable is called as ``fn(module, coords)``.
         weight: factor of the whole physics loss.
         sampler: collocation sampling method; ``resample_every`` and ``seed`` as in PINNModule
-            (rank ``r`` of a DDP run uses ``seed + r``).
+            (each DDP rank draws from its own streams).
         check_batch_independence: at setup, perturb one point and refuse a module whose other
             outputs move (BatchNorm in training mode, attention across the batch): per-point
             derivatives through ``grad_outputs=ones`` would be wrong for it.
         derivatives: ``auto`` (forward-mode jets when ``fields`` names a submodule every module
             of which has a jet rule, e.g. ``fields="net"``, and a term needs a 3rd or higher
             derivative; autograd otherwise), ``autograd`` or ``jets``.
+        balancing: per-term weights on top of the problem's, as in ``PINNModule``: ``None``, ``"gradnorm"``,
+            ``"relobralo"`` or ``{"name": ..., **options}``; gradient-based balancers use the host module's
+            trainable parameters.
+        causal: causal weighting of the equations over time chunks, as in ``PINNModule``
+            (``{"chunks": 32, "epsilon": 1.0}``); its ``epsilon`` schedule advances after each step. Under an
+            L-BFGS host optimizer the weights of a step's first evaluation are held for the step.
 
     For modules with manual optimization, call :meth:`compute` in ``training_step``
     and add its result to the loss before ``manual_backward``.
@@ -68,6 +78,8 @@ class PhysicsLoss(pl.Callback):
         seed: int = 0,
         check_batch_independence: bool = True,
         derivatives: str = "auto",
+        balancing: Any = None,
+        causal: Any = None,
     ):
         self.problem: Problem = build(problem, "problem")
         if not isinstance(self.problem, Problem):
@@ -87,6 +99,8 @@ class PhysicsLoss(pl.Callback):
         self.engine: Any = AutogradEngine()
         """The derivative engine, chosen at ``setup`` (see ``lightning_pinn.derivatives.engines``)."""
         self.collocation = Collocation(self.problem, sampler, self.seed)
+        self.weighted_loss = WeightedLoss(self.problem, balancing, causal)
+        """Residuals to the loss (``losses.weighted``), as in ``PINNModule``."""
         self._module: pl.LightningModule | None = None
         self._original_step: Any = None
 
@@ -110,12 +124,18 @@ class PhysicsLoss(pl.Callback):
         points = self._points_for(module)
         params = parameter_values(self.problem, getattr(module, "physics_params", None))
         prepare_engine(self.engine, self.problem, points)
-        terms = {k: r.square().mean() for k, r in residuals(
-            self.problem, lambda x: self.evaluate_fields(module, x), points, params, self.engine).items()}
-        loss = self.weight * weighted_total(self.problem, terms)
+        per_point = residuals(self.problem, lambda x: self.evaluate_fields(module, x), points, params, self.engine)
+        step = module.global_step
+        hold = any(isinstance(o, torch.optim.LBFGS) for o in _optimizers(module))
+        terms = self.weighted_loss.terms(per_point, points, self.weighted_loss.held_weights(step, hold))
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        loss = self.weight * self.weighted_loss.total(terms, trainable, step, _rank_mean(module))
         if log and logs_this_step(module):
             module.log_dict({f"physics/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
             module.log("physics/loss", loss.detach(), on_step=True, on_epoch=False)
+            weighting = self.weighted_loss.metrics()
+            if weighting:
+                module.log_dict({f"physics/{k}": v for k, v in weighting.items()}, on_step=True, on_epoch=False)
         return loss
 
     def _points_for(self, module: pl.LightningModule) -> dict[str, Tensor]:
@@ -131,7 +151,7 @@ class PhysicsLoss(pl.Callback):
         if stage != "fit" or self._module is not None:
             return
         if trainer.world_size > 1:
-            self.collocation = Collocation(self.problem, self.sampler, self.seed + trainer.global_rank)
+            self.collocation = Collocation(self.problem, self.sampler, self.seed, rank=trainer.global_rank)
         self._check_module(pl_module)
         self.engine = self._choose_engine(pl_module)
         if self.problem.learnable and not hasattr(pl_module, "physics_params"):
@@ -163,9 +183,15 @@ class PhysicsLoss(pl.Callback):
             self._module.training_step = self._original_step
         self._module = self._original_step = None
 
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Advance the causal ``epsilon`` schedule once the last time chunk's weight is high enough."""
+        self.weighted_loss.after_step(_rank_mean(pl_module))
+
     def state_dict(self) -> dict[str, Any]:
-        """Point streams and current points, so a resumed run draws what an unbroken one would."""
-        return {"collocation": self.collocation.state_dict()}
+        """Point streams and current points, the balancer's and the causal schedule's state, so a resumed run
+        goes on as an unbroken one would."""
+        return {"collocation": self.collocation.state_dict(), **self.weighted_loss.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
@@ -174,6 +200,7 @@ class PhysicsLoss(pl.Callback):
             self.collocation.replay(state_dict["collocation"])  # the checkpoint holds rank 0's streams only
         else:
             self.collocation.load_state_dict(state_dict["collocation"])
+        self.weighted_loss.load_state_dict(state_dict)
 
     def _choose_engine(self, module: pl.LightningModule) -> Any:
         """Jets when ``fields`` names a submodule with jet rules (e.g. ``fields="net"``), else autograd."""
@@ -216,6 +243,25 @@ class PhysicsLoss(pl.Callback):
                 "training mode, or attention across the batch?), so per-point derivatives would be wrong. Use "
                 "per-sample layers (LayerNorm, GroupNorm) or pass check_batch_independence=False if this is intended."
             )
+
+
+def _optimizers(module: pl.LightningModule) -> list[Any]:
+    """The host's optimizers when it is attached to a trainer, else none."""
+    try:
+        return list(module.trainer.optimizers)
+    except RuntimeError:  # not attached
+        return []
+
+
+def _rank_mean(module: pl.LightningModule) -> Any:
+    """A mean over DDP ranks for decisions every rank must share, or None in one process."""
+    try:
+        trainer = module.trainer
+    except RuntimeError:
+        return None
+    if trainer.world_size == 1:
+        return None
+    return lambda value: trainer.strategy.reduce(value, reduce_op="mean")
 
 
 @contextlib.contextmanager

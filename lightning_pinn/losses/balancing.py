@@ -43,9 +43,8 @@ class Balancer:
     stateless balancer.
 
     ``term_gradients`` says whether :meth:`weights` differentiates the terms one by one
-    (``retain_graph=True``), which rules out inductor's C++ wrapper under ``compile`` (its
-    backward may run only once: a second pass through the same graph returns wrong
-    gradients in torch 2.13). A balancer without the attribute is assumed to need them.
+    (``retain_graph=True``), which rules out inductor's C++ wrapper under ``compile`` (see
+    ``PINNModule.compiled_loss_terms``). A balancer without the attribute is assumed to need them.
     """
 
     term_gradients: bool = True

@@ -1,9 +1,15 @@
-"""The safe expression language: strings like ``u_t + u*u_x - nu*u_xx`` become torch functions.
+"""The safe expression language: strings like ``u_t + u*u_x - nu*u_xx`` become functions of named values.
 
 A string is parsed with :mod:`ast` and checked node by node against a whitelist
 (numbers, names, ``+ - * / **``, unary minus and plus, calls to a fixed table of
 math functions, and ``d(field, coord, ...)``). The checked tree is turned into a
 tree of small Python closures; nothing is ever passed to ``eval`` or ``exec``.
+
+One compiled expression serves every back end: the closures compute with whatever the
+lookup returns, torch tensors (residuals), float64 numpy arrays (references), Python
+floats, or jet values (Taylor arithmetic, for output transforms). The operators work on
+all of them; each function of :data:`FUNCTIONS` is defined once with an implementation
+per back end and applies the one of its arguments' type.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import ast
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
+import numpy as np
 import torch
 
 from lightning_pinn.errors import ConfigError
@@ -26,72 +33,97 @@ class ExpressionError(ConfigError):
     """A config expression that cannot be compiled; the message names the config key."""
 
 
+class Function(NamedTuple):
+    """One function of the language: its arity and its implementation per back end.
+
+    Calling it applies the back end of the arguments' type: a jet among them takes its Taylor
+    rule (``value.function(jet)``); else a tensor makes it torch (the other arguments become
+    tensors of its dtype and device); else an array makes it numpy; else Python floats take ``math``.
+
+    Attributes:
+        arity: number of arguments.
+        torch: on tensors (residuals).
+        numpy: on float64 arrays (references).
+        math: on Python floats (constant folding, scalar lookups).
+        jet: the name of its Taylor rule, which jet values look up in their own catalogue.
+    """
+
+    arity: int
+    torch: Callable
+    numpy: Callable
+    math: Callable
+    jet: str
+
+    def __call__(self, *args: Any) -> Any:
+        if len(args) == 1:
+            (value,) = args
+            if isinstance(value, torch.Tensor):
+                return self.torch(value)
+            if isinstance(value, np.ndarray):
+                return self.numpy(value)
+            return value.function(self.jet) if _is_jet(value) else self.math(value)
+        for value in args:
+            if _is_jet(value):
+                return value.function(self.jet)
+        tensor = next((value for value in args if isinstance(value, torch.Tensor)), None)
+        if tensor is not None:
+            return self.torch(*(torch.as_tensor(a, dtype=tensor.dtype, device=tensor.device) for a in args))
+        if any(isinstance(value, np.ndarray) for value in args):
+            return self.numpy(*args)
+        return self.math(*args)
+
+
 def _is_jet(value: Any) -> bool:
     """A jet value (``derivatives.jet_algebra.JetValue``): functions are applied by its Taylor rules."""
-    return hasattr(value, "function") and not isinstance(value, torch.Tensor)
-
-
-def _unary(torch_fn: Callable, math_fn: Callable) -> Callable:
-    name = torch_fn.__name__
-
-    def apply(value):
-        if isinstance(value, torch.Tensor):
-            return torch_fn(value)
-        return value.function(name) if _is_jet(value) else math_fn(value)
-
-    return apply
+    return hasattr(value, "function") and not isinstance(value, (torch.Tensor, np.ndarray))
 
 
 def _sigmoid(value: float) -> float:
     return 1.0 / (1.0 + math.exp(-value))
 
 
-def _atan2(a, b):
-    for value in (a, b):
-        if _is_jet(value):
-            return value.function("atan2")
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        a, b = torch.as_tensor(a), torch.as_tensor(b)
-        return torch.atan2(a, b)
-    return math.atan2(a, b)
+def _sign(value: float) -> float:
+    return float((value > 0) - (value < 0))
 
 
-def _binary_tensor(torch_fn: Callable, python_fn: Callable) -> Callable:
-    def apply(a, b):
-        for value in (a, b):
-            if _is_jet(value):
-                return value.function(torch_fn.__name__)
-        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-            ref = a if isinstance(a, torch.Tensor) else b
-            return torch_fn(torch.as_tensor(a, dtype=ref.dtype, device=ref.device),
-                            torch.as_tensor(b, dtype=ref.dtype, device=ref.device))
-        return python_fn(a, b)
+def _erf(values: np.ndarray) -> np.ndarray:
+    from scipy.special import erf  # scipy is loaded when a reference first needs it
 
-    return apply
+    return erf(values)
 
 
-FUNCTIONS: dict[str, tuple[int, Callable]] = {
-    "sin": (1, _unary(torch.sin, math.sin)),
-    "cos": (1, _unary(torch.cos, math.cos)),
-    "tan": (1, _unary(torch.tan, math.tan)),
-    "asin": (1, _unary(torch.asin, math.asin)),
-    "acos": (1, _unary(torch.acos, math.acos)),
-    "atan": (1, _unary(torch.atan, math.atan)),
-    "sinh": (1, _unary(torch.sinh, math.sinh)),
-    "cosh": (1, _unary(torch.cosh, math.cosh)),
-    "tanh": (1, _unary(torch.tanh, math.tanh)),
-    "exp": (1, _unary(torch.exp, math.exp)),
-    "log": (1, _unary(torch.log, math.log)),
-    "sqrt": (1, _unary(torch.sqrt, math.sqrt)),
-    "abs": (1, _unary(torch.abs, abs)),
-    "sign": (1, _unary(torch.sign, lambda v: float((v > 0) - (v < 0)))),
-    "erf": (1, _unary(torch.erf, math.erf)),
-    "sigmoid": (1, _unary(torch.sigmoid, _sigmoid)),
-    "atan2": (2, _atan2),
-    "min": (2, _binary_tensor(torch.minimum, min)),
-    "max": (2, _binary_tensor(torch.maximum, max)),
+def _expit(values: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(values)
+
+
+def _unary(torch_fn: Callable, numpy_fn: Callable, math_fn: Callable, jet: str) -> Function:
+    return Function(1, torch_fn, numpy_fn, math_fn, jet)
+
+
+FUNCTIONS: dict[str, Function] = {
+    "sin": _unary(torch.sin, np.sin, math.sin, "sin"),
+    "cos": _unary(torch.cos, np.cos, math.cos, "cos"),
+    "tan": _unary(torch.tan, np.tan, math.tan, "tan"),
+    "asin": _unary(torch.asin, np.arcsin, math.asin, "asin"),
+    "acos": _unary(torch.acos, np.arccos, math.acos, "acos"),
+    "atan": _unary(torch.atan, np.arctan, math.atan, "atan"),
+    "sinh": _unary(torch.sinh, np.sinh, math.sinh, "sinh"),
+    "cosh": _unary(torch.cosh, np.cosh, math.cosh, "cosh"),
+    "tanh": _unary(torch.tanh, np.tanh, math.tanh, "tanh"),
+    "exp": _unary(torch.exp, np.exp, math.exp, "exp"),
+    "log": _unary(torch.log, np.log, math.log, "log"),
+    "sqrt": _unary(torch.sqrt, np.sqrt, math.sqrt, "sqrt"),
+    "abs": _unary(torch.abs, np.abs, abs, "abs"),
+    "sign": _unary(torch.sign, np.sign, _sign, "sign"),
+    "erf": _unary(torch.erf, _erf, math.erf, "erf"),
+    "sigmoid": _unary(torch.sigmoid, _expit, _sigmoid, "sigmoid"),
+    "atan2": Function(2, torch.atan2, np.arctan2, math.atan2, "atan2"),
+    "min": Function(2, torch.minimum, np.minimum, min, "min"),
+    "max": Function(2, torch.maximum, np.maximum, max, "max"),
 }
-"""The math functions an expression may call: name -> (number of arguments, function)."""
+"""The functions an expression may call: name -> :class:`Function`, defined once for every back end."""
 
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 """Named constants every expression knows."""
@@ -174,7 +206,10 @@ def _split_coords(suffix: str, coords: Sequence[str]) -> list[tuple[str, ...]]:
 
 
 class Expression:
-    """A compiled expression: call it with a name lookup to get a tensor (or a float).
+    """A compiled expression: call it with a name lookup to get its value.
+
+    The value has the type of what the lookup returns: tensors give a tensor, float64 arrays an
+    array, floats a float, jet values a jet value (a constant expression gives a float).
 
     Attributes:
         source: the text it was compiled from.
@@ -364,17 +399,18 @@ class _Compiler:
             return self.use_derivative(node, self.derivative_call(node)), None
         if name not in FUNCTIONS:
             raise self.fail(node, f"unknown function {name!r}; valid functions are {sorted(FUNCTIONS)} and d(...)")
-        arity, fn = FUNCTIONS[name]
+        function = FUNCTIONS[name]
+        arity = function.arity
         if len(node.args) != arity:
             raise self.fail(node, f"{name} takes {arity} argument(s) but got {len(node.args)}")
         compiled = [self.compile(arg) for arg in node.args]
         if all(value is not None for _, value in compiled):
-            return self.fold(node, lambda: fn(*(value for _, value in compiled)))
+            return self.fold(node, lambda: function.math(*(value for _, value in compiled)))
         args = [closure for closure, _ in compiled]
         if arity == 1:
             (arg,) = args
-            return (lambda lookup: fn(arg(lookup))), None
-        return (lambda lookup: fn(*(a(lookup) for a in args))), None
+            return (lambda lookup: function(arg(lookup))), None
+        return (lambda lookup: function(*(a(lookup) for a in args))), None
 
     def derivative_call(self, node: ast.Call) -> Derivative:
         """``d(u, x)``, ``d(u, x, 2)``, ``d(u, x, t)``, ``d(u, x, 2, t)``: field, then coords with counts."""

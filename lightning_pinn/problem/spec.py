@@ -14,7 +14,6 @@ from lightning_pinn.config import build, config_of
 from lightning_pinn.errors import ConfigError
 from lightning_pinn.geometry.box import Box, Region
 from lightning_pinn.geometry.domain import Domain
-from lightning_pinn.geometry.point_sources import FixedPoints, PeriodicSource, PointSource
 from lightning_pinn.geometry.samplers import METHODS
 from lightning_pinn.geometry.shapes import Shape
 from lightning_pinn.problem.condition_residuals import ObservationResidual, PeriodicResidual
@@ -22,7 +21,7 @@ from lightning_pinn.problem.expressions import CONSTANTS, FUNCTIONS, NORMAL, Exp
 from lightning_pinn.problem.observations import load_observations
 from lightning_pinn.problem.output_transform import OutputTransform
 
-Residual = Callable[[Any], Any]
+PythonResidual = Callable[[Any], Any]
 """A Python residual: called with the step's name lookup (see ``residuals.Evaluation``)."""
 
 INTERIOR = "interior"
@@ -54,7 +53,7 @@ class Condition:
     """
 
     region: str | Sequence[str] | None = None
-    residual: str | Residual | Sequence[str] | None = None
+    residual: str | PythonResidual | Sequence[str] | None = None
     points: int | None = None
     weight: float = 1.0
     sampler: str | None = None
@@ -67,7 +66,7 @@ class Term:
     """One named loss term after compilation: a residual, the point set it lives on, its weight."""
 
     name: str
-    residual: Expression | Residual
+    residual: Expression | PythonResidual
     point_set: str
     weight: float
 
@@ -79,6 +78,7 @@ class PointSetSpec:
     A point set's array has the coordinates first; then the outward normal (``normals``), or
     the observed values of ``observed`` fields (fixed ``rows``). A ``periodic`` set has twice
     ``points`` rows: row ``i`` on the lower face and row ``points + i`` on the upper one.
+    The sources that draw the points, and their streams, are built by ``lightning_pinn.points``.
     """
 
     regions: list[Region]
@@ -89,13 +89,6 @@ class PointSetSpec:
     periodic: tuple[int, float] | None = None
     rows: Any = None
     observed: tuple[str, ...] = ()
-
-    def source(self, method: str, seed: int) -> PointSource | PeriodicSource | FixedPoints:
-        """The point source that draws this set (the set's own sampler wins over ``method``)."""
-        if self.rows is not None:
-            return FixedPoints(self.rows)
-        source = PointSource(self.regions, self.points, self.sampler or method, seed, normals=self.normals)
-        return source if self.periodic is None else PeriodicSource(source, *self.periodic)
 
     def extra_width(self, n_coords: int) -> int:
         """Number of columns after the coordinates."""
@@ -379,7 +372,7 @@ class Problem:
             "time": self.time,
             "equations": {k: source(_residual_and_weight(spec, k)[0]) for k, spec in self._equations.items()},
             "conditions": conditions,
-            "geometry": None if self.domain.shape is None else self.domain.shape.config(),
+            "geometry": None if self.domain.shape is None else self.domain.shape.to_config(),
             "output_transform": None if self.output_transform is None else dict(self.output_transform.sources),
         }
 
@@ -421,7 +414,7 @@ class Problem:
             "time": self.time,
             "reference": None if self.reference is None else callable_config(self.reference, "reference"),
             "name": self.name,
-            "geometry": None if self.domain.shape is None else self.domain.shape.config(),
+            "geometry": None if self.domain.shape is None else self.domain.shape.to_config(),
             "output_transform": None if self.output_transform is None else dict(self.output_transform.sources),
         }
 

@@ -44,7 +44,7 @@ class BurgersColeHopf:
         self.quadrature_points = int(quadrature_points)
         self.nodes, self.weights = roots_hermite(self.quadrature_points)
 
-    def config(self) -> dict:
+    def to_config(self) -> dict:
         """A config that rebuilds this reference with ``hydra.utils.instantiate``."""
         return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", "nu": self.nu,
                 "quadrature_points": self.quadrature_points}

@@ -16,7 +16,7 @@ from scipy.interpolate import RectBivariateSpline
 from scipy.sparse.linalg import splu, spsolve
 
 from lightning_pinn.errors import ConfigError
-from lightning_pinn.references.spectral import initial_function
+from lightning_pinn.references.formula import initial_function
 
 ArrayFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -187,7 +187,7 @@ class LidDrivenCavity:
         self._splines = {name: RectBivariateSpline(self.x, self.y, fields[name], kx=3, ky=3, s=0)
                          for name in ("u", "v", "p")}
 
-    def config(self) -> dict:
+    def to_config(self) -> dict:
         """A config that rebuilds this reference with ``hydra.utils.instantiate``."""
         return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", "re": self.re,
                 "n": self.n, "cache": self.cache, "lid": self.lid}

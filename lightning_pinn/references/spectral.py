@@ -21,7 +21,6 @@ Solved grids are cached on disk under :func:`cache_dir`.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import inspect
 import json
@@ -36,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from lightning_pinn.errors import ConfigError
-from lightning_pinn.problem.expressions import CONSTANTS, Namespace, compile_expression
+from lightning_pinn.references.formula import initial_function
 
 _FORMAT = 2
 """Version of the cached layout and solver; a change makes old cache files miss."""
@@ -136,63 +134,13 @@ def etdrk4(v0: np.ndarray, lin: np.ndarray, nonlinear: Callable[[np.ndarray], np
     return out
 
 
-_NUMPY_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
-    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
-    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "abs": np.abs, "sign": np.sign, "erf": special.erf, "sigmoid": special.expit, "atan2": np.arctan2,
-    "min": np.minimum, "max": np.maximum,
-}
-"""numpy versions of the expression language's functions."""
-
-_NUMPY_OPERATORS: dict[type, Callable[..., Any]] = {
-    ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide, ast.Pow: np.power,
-    ast.USub: np.negative, ast.UAdd: np.positive,
-}
-
-
-def initial_function(source: str, key: str = "initial") -> Callable[[np.ndarray], np.ndarray]:
-    """An expression in ``x`` (the config expression language, e.g. ``"x**2*cos(pi*x)"``) as a float64 numpy function.
-
-    The expression is checked by :func:`~lightning_pinn.problem.expressions.compile_expression`
-    and then evaluated with numpy, in float64 throughout.
-
-    Raises:
-        ExpressionError: for an expression outside the language or with names other than ``x``.
-    """
-    compile_expression(source, Namespace(coords=("x",), fields=()), key=key)
-    tree = ast.parse(source.strip(), mode="eval").body
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) not in _NUMPY_FUNCTIONS:
-            raise ConfigError(f"{key}: the function {getattr(node.func, 'id', '?')!r} has no numpy version here; "
-                             f"use one of {sorted(_NUMPY_FUNCTIONS)}")
-
-    def evaluate(node: ast.AST, x: np.ndarray) -> Any:
-        if isinstance(node, ast.Constant):
-            return float(node.value)
-        if isinstance(node, ast.Name):
-            return x if node.id == "x" else CONSTANTS[node.id]
-        if isinstance(node, ast.BinOp):
-            return _NUMPY_OPERATORS[type(node.op)](evaluate(node.left, x), evaluate(node.right, x))
-        if isinstance(node, ast.UnaryOp):
-            return _NUMPY_OPERATORS[type(node.op)](evaluate(node.operand, x))
-        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # all compile_expression lets through
-        return _NUMPY_FUNCTIONS[node.func.id](*(evaluate(arg, x) for arg in node.args))
-
-    def function(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        with np.errstate(all="ignore"):  # a non-finite value is reported by the caller
-            return np.broadcast_to(np.asarray(evaluate(tree, x), dtype=np.float64), x.shape).copy()
-
-    return function
-
-
 class SpectralReference:
     r"""Base of the periodic pseudo-spectral references: ``v_t = L(k) v + M(k) F[g(u)]`` on ``[a, b) x [t0, t1]``.
 
     A subclass names its ``fields`` and defines :meth:`linear` (``L``), :meth:`multiplier`
     (``M``), :meth:`pointwise` (``g``), :meth:`initial_condition` and, where the explicit
     part has one, :meth:`rate`. Its constructor stores every argument as an attribute of
-    the same name, which is what :meth:`config` and the cache key read.
+    the same name, which is what :meth:`to_config` and the cache key read.
 
     The grid is ``x_j = a + j (b - a) / modes``. The solver steps with the largest step that
     is at most ``dt`` and divides the snapshot spacing ``(t1 - t0) / (snapshots - 1)``. The
@@ -276,7 +224,7 @@ class SpectralReference:
         return None
 
     # --- config and cache ----------------------------------------------------------------------
-    def config(self) -> dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         """A config that rebuilds this reference with ``hydra.utils.instantiate``."""
         cfg: dict[str, Any] = {"_target_": f"{type(self).__module__}.{type(self).__qualname__}"}
         for name in inspect.signature(type(self).__init__).parameters:
@@ -292,7 +240,7 @@ class SpectralReference:
 
     def _key(self) -> str:
         """The config without ``cache``, and the cache format, as canonical JSON."""
-        cfg = {name: value for name, value in self.config().items() if name != "cache"}
+        cfg = {name: value for name, value in self.to_config().items() if name != "cache"}
         return json.dumps({"format": _FORMAT, **cfg}, sort_keys=True)
 
     def _load(self, path: Path) -> np.ndarray | None:
