@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import ROOT, load, run  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ablations.json"
-ADAM_ONLY = ["optimizer.lbfgs_from_step=null"]
+ADAM_ONLY = ["optimizer.phases.lbfgs=null", "optimizer.phases.adam.steps=null"]
 """Budgets of Adam steps only: equal steps then mean equal optimizer work."""
 
 

@@ -4,15 +4,12 @@
     python benchmarks/lightning_overhead.py --points 10000 --rounds 9
     python benchmarks/lightning_overhead.py --setting experiment --points 10000   # the README's Burgers run
 
-Four loops over the same compiled jet loss (8 x 20 tanh, Adam with lr 1e-3, float32):
+Three loops over the same compiled jet loss (8 x 20 tanh, Adam with lr 1e-3, float32):
 
 - ``bare``: zero_grad, loss, backward, Adam step (``step_time.py``'s ``jets+compile``);
 - ``lightning``: ``PINNModule`` in a ``Trainer`` with Lightning's default ``log_every_n_steps=50``,
-  so the step metrics are logged on the steps the loggers write (``lightning_pinn.lightning.step_logging``),
-  and its default ``optimization="auto"``, which takes the optimizer step in ``training_step``
-  (Lightning's manual optimization);
-- ``automatic optimization``: the same with ``optimization="automatic"`` (Lightning's automatic loop,
-  which ``auto`` keeps when the trainer clips gradients, for example);
+  so the step metrics are logged on the steps the loggers write (``lightning_pinn.lightning.step_logging``);
+  the module takes the optimizer step in ``training_step`` (Lightning's manual optimization, its one path);
 - ``log every step``: as ``lightning`` with ``log_every_n_steps=1``, which logs every step,
   as the module did before.
 
@@ -89,16 +86,14 @@ def main() -> None:
     setting = "autograd, float64" if experiment else "jets + compile, float32"
     table = Table(title=f"Burgers ({setting}), median ms per step, {torch.get_num_threads()} torch threads, "
                         f"torch {torch.__version__}, {malloc}")
-    for column in ("points", "bare", "lightning", "excess", "automatic optimization", "excess", "log every step",
-                   "excess"):
+    for column in ("points", "bare", "lightning", "excess", "log every step", "excess"):
         table.add_column(column, justify="right")
     for n in args.points:
         points = make_points("burgers", n).astype(dtype)
         bare = build_ours("autograd" if experiment else "jets+compile", "burgers", points, 20, 8)
         loops = {name: LightningSteps("burgers", points, 20, 8, engine=engine, compile=not experiment,
-                                      log_every_n_steps=every, interleave=bare, optimization=optimization)
-                 for name, every, optimization in (("lightning", log_every, "auto"),
-                                                   ("automatic", log_every, "automatic"), ("log1", 1, "auto"))}
+                                      log_every_n_steps=every, interleave=bare)
+                 for name, every in (("lightning", log_every), ("log1", 1))}
         for loop in loops.values():
             loop.run(3)  # compile and warm up (the bare loop too)
         light: dict[str, list[float]] = {name: [] for name in loops}

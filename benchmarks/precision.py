@@ -20,7 +20,7 @@ import time
 
 from burgers_accuracy import REPO, run
 
-BUDGET = ["problem.collocation_points=2000", "optimizer.lbfgs_from_step=300", "trainer.max_steps=320",
+BUDGET = ["problem.collocation_points=2000", "optimizer.phases.adam.steps=300", "trainer.max_steps=320",
           "trainer.max_time=null", "trainer.val_check_interval=320"]
 
 

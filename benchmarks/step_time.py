@@ -169,14 +169,14 @@ class LightningSteps:
 
     def __init__(self, problem_name: str, points: np.ndarray, width: int, depth: int, lr: float = 1e-3,
                  seed: int = 0, engine: str = "jets", compile: bool = True, log_every_n_steps: int = 50,
-                 interleave: Callable[[], object] | None = None, optimization: str = "auto"):
+                 interleave: Callable[[], object] | None = None):
         import lightning.pytorch as pl
 
         problem = _problem(problem_name)
         self.dtype = torch.from_numpy(points).dtype  # float64 points: a float64 module (precision 64-true)
         self.module = PINNModule(problem, _mlp(problem, width, depth, seed), derivatives=engine, compile=compile,
-                                 optimizer={"_target_": "torch.optim.Adam", "lr": lr, "fused": True},
-                                 optimization=optimization).to(self.dtype)
+                                 phases={"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": lr,
+                                                                "fused": True}}}).to(self.dtype)
         self.module.collocation.points = {"interior": torch.as_tensor(points, device=DEVICE)}
         self.module.collocation.drawn_at = 0
         self.starts: list[float] = []

@@ -50,9 +50,11 @@ def main(steps: int, lbfgs_from_step: int) -> float:
     rng = np.random.default_rng(0)
     x, t = rng.uniform(-1, 1, 2000), rng.uniform(0, 1, 2000)
     observations = (torch.tensor(np.stack([x, t], 1)), torch.tensor(BurgersColeHopf(TRUE_NU)(x, t)))
-    module = BurgersInverse(observations, lbfgs_from_step=lbfgs_from_step, sampler="lhs", validation_grid=64,
-                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 50, "history_size": 50,
-                                   "line_search_fn": "strong_wolfe", "tolerance_grad": 0.0, "tolerance_change": 0.0})
+    lbfgs = {"_target_": "torch.optim.LBFGS", "max_iter": 50, "history_size": 50, "line_search_fn": "strong_wolfe",
+             "tolerance_grad": 0.0, "tolerance_change": 0.0}
+    phases = {"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-3}, "steps": lbfgs_from_step},
+              "lbfgs": {"optimizer": lbfgs}}
+    module = BurgersInverse(observations, phases=phases, sampler="lhs", validation_grid=64)
     trainer = pl.Trainer(max_steps=steps, precision="64-true", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, inference_mode=False,
                          num_sanity_val_steps=0, val_check_interval=max(steps, 1), check_val_every_n_epoch=None)

@@ -34,8 +34,9 @@ def main(steps: int, lbfgs_from_step: int) -> float:
     net = MLP(in_features=2, out_features=1, width=20, depth=8, bounds=problem.bounds)
     lbfgs = {"_target_": "torch.optim.LBFGS", "max_iter": 50, "history_size": 50, "line_search_fn": "strong_wolfe",
              "tolerance_grad": 0.0, "tolerance_change": 0.0}
-    module = PINNModule(problem, net, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3}, lbfgs=lbfgs,
-                        lbfgs_from_step=lbfgs_from_step, sampler="lhs", validation_grid={"x": 256, "t": 100})
+    phases = {"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-3}, "steps": lbfgs_from_step},
+              "lbfgs": {"optimizer": lbfgs}}  # Adam, then L-BFGS until the end
+    module = PINNModule(problem, net, phases=phases, sampler="lhs", validation_grid={"x": 256, "t": 100})
     trainer = pl.Trainer(max_steps=steps, precision="64-true", logger=False, enable_checkpointing=False,
                          inference_mode=False,
                          val_check_interval=max(steps // 4, 1), check_val_every_n_epoch=None,

@@ -51,7 +51,7 @@ def poisson_residual(ev) -> torch.Tensor:
 def main(steps: int) -> float:
     """Train and return the relative L2 error against the exact solution."""
     pl.seed_everything(0, verbose=False)
-    module = PoissonPINN(optimizer={"_target_": "torch.optim.Adam", "lr": 3e-3}, validation_grid=51)
+    module = PoissonPINN(phases={"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 3e-3}}}, validation_grid=51)
     trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, inference_mode=False, num_sanity_val_steps=0,
                          val_check_interval=max(steps, 1), check_val_every_n_epoch=None)

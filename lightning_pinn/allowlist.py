@@ -61,6 +61,9 @@ ALLOWED_TARGETS: tuple[str, ...] = (
     "lightning_pinn.losses.balancing.GradNormBalancing",
     "lightning_pinn.losses.balancing.ReLoBRaLo",
     "lightning_pinn.losses.causal.CausalWeighting",
+    # optimizers and phases of the library
+    "lightning_pinn.optim.quasi_newton.QuasiNewton",
+    "lightning_pinn.optim.phases.Phase",
     # torch optimizers
     *(f"torch.optim.{name}" for name in (
         "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "NAdam", "RAdam", "RMSprop",
@@ -77,7 +80,7 @@ TRUSTED: set[str] = set()
 """Targets the user trusts on top of :data:`ALLOWED_TARGETS` (see :func:`trust`)."""
 
 _PUBLIC_NAMESPACES = ("lightning_pinn", "lightning_pinn.geometry", "lightning_pinn.references", "lightning_pinn.losses",
-                      "lightning_pinn.problem", "lightning_pinn.nets")
+                      "lightning_pinn.problem", "lightning_pinn.nets", "lightning_pinn.optim")
 _accepted: frozenset[str] | None = None
 
 

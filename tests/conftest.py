@@ -42,3 +42,15 @@ def small_trainer(tmp_path, **overrides):
     )
     options.update(overrides)
     return pl.Trainer(**options)
+
+
+def phases(first=None, steps=None, then=None, **then_options):
+    """Optimizer phases for a test: ``first`` (default Adam, lr 1e-3) for ``steps`` steps, then ``then``
+    (``"lbfgs"``: torch's L-BFGS with ``then_options``; a config mapping; None: no second phase)."""
+    first = first or {"_target_": "torch.optim.Adam", "lr": 1e-3}
+    out = {} if steps == 0 else {"first": {"optimizer": first, "steps": steps if then is not None else None}}
+    if then == "lbfgs":
+        out["lbfgs"] = {"optimizer": {"_target_": "torch.optim.LBFGS", **then_options}}
+    elif then is not None:
+        out["then"] = {"optimizer": then}
+    return out

@@ -210,9 +210,9 @@ def test_each_rank_draws_its_own_candidates_and_a_resume_from_rank_0_state_conti
 
 def test_refining_in_the_lbfgs_phase_restarts_its_history(tmp_path):
     def lbfgs_iterations(every):
-        module = PINNModule(ode(points=64, equation="u_x - cos(30*x)"), net(), lbfgs_from_step=0,
-                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
-                                   "tolerance_change": 0, "line_search_fn": "strong_wolfe"})
+        lbfgs = {"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
+                 "tolerance_change": 0, "line_search_fn": "strong_wolfe"}
+        module = PINNModule(ode(points=64, equation="u_x - cos(30*x)"), net(), phases={"lbfgs": {"optimizer": lbfgs}})
         trainer = small_trainer(tmp_path, max_steps=5, callbacks=[RAR(every=every, candidates=200, add=8)])
         trainer.fit(module)
         optimizer = trainer.optimizers[0]

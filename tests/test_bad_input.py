@@ -57,8 +57,12 @@ CASES = {
     "bad sampler": (["model.sampler=random"], "error: model.sampler: expected one of ['uniform', 'lhs', 'sobol', "
                                               "'halton', 'grid'] but got 'random'"),
     "unknown net option": (["+net.widht=3"], "error: net: unknown keys ['widht']; expected keys among "),
-    "bad optimizer option": (["optimizer.first.lr=-1"],
-                             "error: optimizer.first: Adam refused its arguments: Invalid learning rate: -1"),
+    "bad optimizer option": (["optimizer.phases.adam.optimizer.lr=-1"],
+                             "error: optimizer.phases.adam.optimizer: Adam refused its arguments: Invalid learning "
+                             "rate: -1"),
+    "unknown phase key": (["+optimizer.phases.adam.stepz=3"],
+                          "error: optimizer.phases.adam: expected keys among ['float64', 'optimizer', 'scheduler', "
+                          "'steps'] with an optimizer but got ['optimizer', 'scheduler', 'steps', 'stepz']"),
     "foreign target": (["problem.reference._target_=os.system"],
                        "error: problem.reference._target_: 'os.system' is not an allowed target "),
     "bad precision": (["trainer.precision=17"], "error: trainer: Precision 17 is invalid. Allowed precision values: "),

@@ -26,7 +26,7 @@ def compose_run(problem: str, overrides: list[str]):
 
 @pytest.mark.parametrize("overrides", [
     [],
-    ["optimizer.lbfgs_from_step=1000", "trainer.max_steps=5000"],
+    ["optimizer.phases.adam.steps=1000", "trainer.max_steps=5000"],
     ['+problem.output_transform={u: "sin(x) + t*u"}', "net.fourier_scale=2.0", "seed=1"],
     ["model.causal={chunks: 16, epsilon: [1.0, 10.0]}"],
 ])

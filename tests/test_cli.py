@@ -36,7 +36,8 @@ def test_config_composes_with_overrides(tmp_path):
     assert cfg.model.problem.equations.burgers == "u_t + u*u_x - nu*u_xx"
     model = instantiate(cfg.model, _recursive_=False)
     assert model.net.layers[0].out_features == 64
-    assert model.lbfgs_from_step == cfg.optimizer.lbfgs_from_step
+    assert [p.name for p in model.phases.phases] == ["adam", "lbfgs"]
+    assert model.phases.starts == [0, cfg.optimizer.phases.adam.steps]
     assert model.hparams["net"]["width"] == 64
     trainer = instantiate(cfg.trainer)
     assert trainer.max_steps == 200 and trainer.precision == "64-true"  # as the Burgers experiment sets

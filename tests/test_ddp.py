@@ -22,7 +22,8 @@ def test_ddp_cpu_two_processes(tmp_path):
     overrides = [
         "experiment=burgers", "trainer=ddp_cpu", "logger=csv", f"hydra.run.dir={tmp_path}",
         "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false",
-        "optimizer.lbfgs_from_step=3", "optimizer.lbfgs.max_iter=3",
+        "optimizer.phases.adam.steps=3", "~optimizer.phases.lbfgs",  # a quasi-Newton phase after 3 Adam steps
+        "+optimizer.phases.quasi_newton={optimizer: {_target_: lightning_pinn.optim.QuasiNewton, max_iter: 3}}",
         "problem.collocation_points=128", "net.width=8", "net.depth=2", "model.validation_grid={x: 33, t: 11}",
         "+problem.learnable={lam: 1.0}", "problem.equations.burgers='u_t + lam*u*u_x - nu*u_xx'",
         "+callbacks.probe._target_=ddp_probe.RankProbe", f"+callbacks.probe.dirpath={probe}",
@@ -31,7 +32,7 @@ def test_ddp_cpu_two_processes(tmp_path):
     result = subprocess.run([sys.executable, "train.py", *overrides], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "optimizer steps taken in training_step (manual optimization)" in result.stdout + result.stderr
+    assert "phase quasi_newton (QuasiNewton, float64) from step 3" in result.stdout + result.stderr
 
     points = [torch.load(probe / f"points_rank{r}_of2.pt") for r in (0, 1)]
     assert points[0]["interior"].shape == points[1]["interior"].shape == (128, 2)

@@ -138,8 +138,13 @@ def test_output_transforms_make_the_claimed_conditions_exact_for_any_network(nam
 def test_every_experiment_trains_a_few_steps(name, tmp_path):
     cfg = config(name, "trainer.max_steps=2", "trainer.max_time=null", "trainer.val_check_interval=2",
                  "trainer.enable_progress_bar=false", "logger=none", "callbacks=none", "model.compile=false",
-                 "model.derivatives=auto", "optimizer.lbfgs_from_step=1", "optimizer.lbfgs.max_iter=2",
-                 "problem.collocation_points=64", "model.validation_grid=16", f"paths.output_dir={tmp_path}")
+                 "model.derivatives=auto", "problem.collocation_points=64", "model.validation_grid=16",
+                 f"paths.output_dir={tmp_path}")
+    first, *rest = cfg.optimizer.phases  # one step of each phase, short quasi-Newton steps
+    cfg.optimizer.phases[first].steps = 1
+    for name in rest:
+        if cfg.optimizer.phases[name] is not None and "max_iter" in cfg.optimizer.phases[name].optimizer:
+            cfg.optimizer.phases[name].optimizer.max_iter = 2
     objective = train(cfg)
     assert objective is not None and np.isfinite(objective)
 

@@ -29,9 +29,10 @@ GROWTH = {"_target_": "lightning_pinn.Problem", "coords": {"x": [0.0, 1.0]}, "fi
           "reference": {"_target_": "lightning_pinn.references.formula.Formula", "solution": {"u": "exp(x)"}}}
 
 
-def growth_module(optimizer, **options):
+def growth_module(optimizer, scheduler=None, **options):
     torch.manual_seed(0)
-    return PINNModule(GROWTH, MLP(1, 1, width=8, depth=2), optimizer=optimizer, validation_grid=8, **options)
+    return PINNModule(GROWTH, MLP(1, 1, width=8, depth=2), validation_grid=8,
+                      phases={"adam": {"optimizer": optimizer, "scheduler": scheduler}}, **options)
 
 
 def checkpointing_trainer(tmp_path, **options):
@@ -67,7 +68,7 @@ def test_a_nan_stop_names_the_last_good_checkpoint_and_resuming_from_it_passes(t
         trainer.fit(resumed, ckpt_path=good)
     assert trainer.global_step == 20 and trainer.optimizers[0].param_groups[0]["lr"] == 0.05
     assert all(torch.isfinite(p).all() for p in resumed.parameters())
-    assert "resuming with optimizer lr=0.05 (the checkpoint had 10.0), as the config now says" in caplog.text
+    assert "resuming phase adam with lr=0.05 (the checkpoint had 10.0), as the config now says" in caplog.text
 
 
 def test_an_unchanged_config_resumes_with_the_checkpoints_own_optimizer_state(tmp_path):
@@ -110,8 +111,10 @@ def test_the_divergence_rule_counts_consecutive_steps_and_forgets_on_reset():
 
 
 def test_redrawn_points_and_a_new_phase_reset_the_divergence_rule(tmp_path):
-    module = growth_module({"_target_": "torch.optim.Adam", "lr": 1e-3}, resample_every=3, lbfgs_from_step=7,
-                           lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 2})
+    torch.manual_seed(0)
+    module = PINNModule(GROWTH, MLP(1, 1, width=8, depth=2), validation_grid=8, resample_every=3,
+                        phases={"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "steps": 7},
+                                "lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS", "max_iter": 2}}})
     resets = []
     original = module.divergence.reset
     module.divergence.reset = lambda: (resets.append(module.global_step), original())[1]
@@ -238,7 +241,8 @@ def test_a_signal_saves_a_checkpoint_writes_interrupted_and_exits_non_zero(tmp_p
 
 def test_a_diverged_run_fails_with_status_failed_and_exit_1(tmp_path):
     run = train_py([*FAST, f"hydra.run.dir={tmp_path}", "trainer.max_steps=40", "trainer.val_check_interval=20",
-                    "optimizer.first.lr=1e6", "optimizer.lbfgs_from_step=null", "model.divergence.patience=10"])
+                    "optimizer.phases.adam.optimizer.lr=1e6", "optimizer.phases.lbfgs=null",
+                    "optimizer.phases.adam.steps=null", "model.divergence.patience=10"])
     _, stderr = run.communicate(timeout=300)
     assert run.returncode == 1, stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())

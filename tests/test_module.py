@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import lightning.pytorch as pl
 import torch
-from conftest import small_trainer
+from conftest import phases, small_trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
@@ -54,7 +54,7 @@ def small_net(width=16, depth=3):
 
 
 def test_short_burgers_run_lowers_loss_and_error(tmp_path, burgers_spec):
-    module = PINNModule(burgers(burgers_spec), small_net(), optimizer={"_target_": "torch.optim.Adam", "lr": 1e-2},
+    module = PINNModule(burgers(burgers_spec), small_net(), phases=phases({"_target_": "torch.optim.Adam", "lr": 1e-2}),
                         validation_grid={"x": 64, "t": 20})
     logger = RecordingLogger()
     before = small_trainer(tmp_path).validate(module, verbose=False)[0]["val/rel_l2_u"]
@@ -120,13 +120,11 @@ def test_burgers_residual_matches_hand_written_autograd(burgers_spec):
     assert torch.allclose(got, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("optimization", ["manual", "automatic"])
-def test_lbfgs_switch_logs_once_per_optimizer_step(tmp_path, burgers_spec, optimization):
-    module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=4,
-                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 5, "line_search_fn": "strong_wolfe"},
-                        optimization=optimization)
+def test_lbfgs_switch_logs_once_per_optimizer_step(tmp_path, burgers_spec):
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net(),
+                        phases=phases(steps=4, then="lbfgs", max_iter=5, line_search_fn="strong_wolfe"))
     calls = []
-    original = module.training_loss  # one call per loss evaluation, under either optimization loop
+    original = module.training_loss  # one call per loss evaluation
     module.training_loss = lambda: calls.append(module.global_step) or original()
     logger = RecordingLogger()
     trainer = small_trainer(tmp_path, max_steps=8, logger=logger, log_every_n_steps=1)
@@ -161,8 +159,8 @@ def test_the_default_optimizer_is_torchs_fused_adam(burgers_spec):
 
 
 def test_float64_precision_runs_in_float64(tmp_path, burgers_spec):
-    module = PINNModule(burgers(burgers_spec), small_net(), lbfgs_from_step=2,
-                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"},
+    module = PINNModule(burgers(burgers_spec), small_net(),
+                        phases=phases(steps=2, then="lbfgs", max_iter=3, line_search_fn="strong_wolfe"),
                         validation_grid=16)
     seen = []
     original = module.loss_terms
@@ -272,16 +270,14 @@ def test_bad_module_arguments_are_named(burgers_spec):
         PINNModule(problem, small_net(), validation_grid={"x": 10})
     with pytest.raises(ValueError, match=r"^sampler: expected one of \['uniform', 'lhs', 'sobol', 'halton', 'grid'\]"):
         PINNModule(problem, small_net(), sampler="random")
-    with pytest.raises(ValueError, match="optimizer: expected"):
-        PINNModule(problem, small_net(), optimizer={"lr": 1e-3})
+    with pytest.raises(ValueError, match="^phases.adam.optimizer: expected a callable or a config with _target_"):
+        PINNModule(problem, small_net(), phases={"adam": {"optimizer": {"lr": 1e-3}}})
 
 
 def test_redrawing_points_restarts_lbfgs_history(tmp_path, burgers_spec):
     def lbfgs_iterations(resample_every):
-        module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
-                            resample_every=resample_every,
-                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
-                                   "tolerance_change": 0, "line_search_fn": "strong_wolfe"})
+        module = PINNModule(burgers(burgers_spec, reference=False), small_net(), resample_every=resample_every, phases={"lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
+                                   "tolerance_change": 0, "line_search_fn": "strong_wolfe"}}})
         trainer = small_trainer(tmp_path, max_steps=5)
         trainer.fit(module)
         optimizer = trainer.optimizers[0]
@@ -312,17 +308,6 @@ def test_bf16_mixed_training_runs(tmp_path, burgers_spec):
     assert math.isfinite(trainer.callback_metrics["val/rel_l2_u"])
 
 
-def test_lbfgs_with_fp16_loss_scaling_is_refused_with_what_to_use():
-    from lightning.pytorch.plugins.precision import MixedPrecision
-
-    from lightning_pinn.lightning.module import check_lbfgs_precision
-
-    scaled = MixedPrecision("16-mixed", "cuda", scaler=torch.amp.GradScaler("cuda", enabled=False))
-    with pytest.raises(ValueError, match="16-mixed.*Use trainer.precision=32-true or 64-true"):
-        check_lbfgs_precision(scaled)
-    check_lbfgs_precision(MixedPrecision("bf16-mixed", "cpu"))  # no loss scaling: allowed
-
-
 class FailedLineSearchAtStep3(Callback):
     """Leaves what torch's LBFGS leaves behind when strong Wolfe finds no step (``t = 0``), at step 3."""
 
@@ -335,9 +320,8 @@ class FailedLineSearchAtStep3(Callback):
 
 
 def test_lbfgs_restarts_after_a_line_search_that_found_no_step(tmp_path, burgers_spec):
-    module = PINNModule(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
-                        lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
-                               "tolerance_change": 0, "line_search_fn": "strong_wolfe"})
+    module = PINNModule(burgers(burgers_spec, reference=False), small_net(), phases={"lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS", "max_iter": 4, "max_eval": 100, "tolerance_grad": 0,
+                               "tolerance_change": 0, "line_search_fn": "strong_wolfe"}}})
     logger = RecordingLogger()
     trainer = small_trainer(tmp_path, max_steps=5, logger=logger, log_every_n_steps=1,
                             callbacks=[FailedLineSearchAtStep3()])
@@ -361,8 +345,7 @@ def test_lbfgs_holds_the_causal_weights_of_a_steps_first_evaluation(tmp_path):
             return terms
 
     torch.manual_seed(0)
-    module = Recording(problem, MLP(2, 1, width=8, depth=2), causal={"chunks": 4, "epsilon": 2.0}, lbfgs_from_step=2,
-                       lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+    module = Recording(problem, MLP(2, 1, width=8, depth=2), causal={"chunks": 4, "epsilon": 2.0}, phases={"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-3}, "steps": 2}, "lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"}}})
     small_trainer(tmp_path, max_steps=4).fit(module)
     adam = [s for s in seen if s[0] == "adam"]
     assert len(adam) == 2 and all(given is None for _, _, given, _ in adam)  # computed at every evaluation
@@ -390,11 +373,12 @@ class DtypeRecording(PINNModule):
         return super().loss_terms(points, causal_weights)
 
 
-def test_lbfgs_float64_runs_lbfgs_in_float64_after_float32_adam_and_resumes_so(tmp_path, burgers_spec):
+def test_a_float64_phase_runs_in_float64_after_float32_adam_and_resumes_so(tmp_path, burgers_spec):
     def module():
-        return DtypeRecording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=2,
-                              lbfgs_float64=True,
-                              lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+        lbfgs = {"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"}
+        return DtypeRecording(burgers(burgers_spec, reference=False), small_net(),
+                              phases={"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "steps": 2},
+                                      "lbfgs": {"optimizer": lbfgs, "float64": True}})
 
     first = module()
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
@@ -409,44 +393,38 @@ def test_lbfgs_float64_runs_lbfgs_in_float64_after_float32_adam_and_resumes_so(t
     assert {(phase, d, p) for phase, _, d, p in resumed.dtypes} == {("lbfgs", torch.float64, torch.float64)}
 
 
-def test_lbfgs_float64_on_stall_turns_float64_at_the_first_failed_line_search_and_resumes_so(tmp_path, burgers_spec):
-    def module():
-        return DtypeRecording(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=1,
-                              lbfgs_float64="on_stall",
-                              lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+def test_phases_the_trainer_cannot_run_are_refused(tmp_path):
+    problem = Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x - 1"}, collocation_points=8)
+    lbfgs = {"_target_": "torch.optim.LBFGS"}
+    cases = [
+        ({"lbfgs": {"optimizer": lbfgs}}, {"precision": "bf16-mixed"},
+         "phases.lbfgs: a line-search optimizer needs an exact loss, and trainer.precision=bf16-mixed rounds it to "
+         "16 bits; use trainer.precision=64-true (best) or 32-true"),
+        ({"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "float64": True}}, {"precision": "bf16-mixed"},
+         "phases.adam.float64: needs trainer.precision=32-true or 64-true, but it is 'bf16-mixed'"),
+        ({"adam": {"optimizer": {"_target_": "torch.optim.Adam"}}}, {"max_steps": -1},
+         "phases.adam: the last phase runs until training ends, but the trainer has neither max_steps nor max_time; "
+         "set trainer.max_steps or trainer.max_time"),
+    ]
+    for spec, trainer_options, message in cases:
+        module = PINNModule(problem, MLP(1, 1, width=4, depth=1), phases=spec)
+        with pytest.raises(ValueError) as err:
+            small_trainer(tmp_path, **trainer_options).fit(module)
+        assert str(err.value) == message
+    with pytest.raises(ValueError, match=r"^phases.first.steps: only the last phase may run until the end"):
+        PINNModule(problem, MLP(1, 1, width=4, depth=1), phases={"first": {"optimizer": lbfgs}, "second": {
+            "optimizer": lbfgs}})
+    with pytest.raises(ValueError, match=r"^phases.adam.float64: expected true or false but got 'yes'$"):
+        PINNModule(problem, MLP(1, 1, width=4, depth=1), phases={"adam": {"optimizer": lbfgs, "float64": "yes"}})
 
-    first = module()
-    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
-    stall = FailedLineSearchAtStep3()
-    trainer = small_trainer(tmp_path, max_steps=5, enable_checkpointing=True, callbacks=[checkpoint, stall])
-    trainer.fit(first)
-    # Adam at step 0, float32 L-BFGS at steps 1 and 2; the search that failed in step 2 turns it float64
-    seen = {(s, d, p) for _, s, d, p in first.dtypes}
-    assert {x for x in seen if x[0] <= 2} == {(s, torch.float32, torch.float32) for s in (0, 1, 2)}
-    assert {x for x in seen if x[0] >= 3} == {(s, torch.float64, torch.float64) for s in (3, 4)}
-    assert first.lbfgs_restarts == 0  # a switch, not a restart
-    optimizer = trainer.optimizers[0]
-    assert isinstance(optimizer, torch.optim.LBFGS) and optimizer is not stall.failed  # a fresh L-BFGS
-    assert all(p.dtype == torch.float64 for group in optimizer.param_groups for p in group["params"])
 
-    resumed = module()
-    small_trainer(tmp_path, max_steps=7).fit(resumed, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
-    assert resumed.phase == "lbfgs" and {(d, p) for _, _, d, p in resumed.dtypes} == {(torch.float64, torch.float64)}
-
-
-def test_lbfgs_float64_is_refused_where_it_cannot_give_float64():
-    from lightning.pytorch.plugins.precision import MixedPrecision, Precision
-
-    from lightning_pinn.lightning.module import check_lbfgs_float64
-
-    with pytest.raises(ValueError, match="lbfgs_float64: needs trainer.precision=32-true .* 'bf16-mixed'"):
-        check_lbfgs_float64(MixedPrecision("bf16-mixed", "cpu"), 1)
-    with pytest.raises(ValueError, match="lbfgs_float64: not supported with more than one process"):
-        check_lbfgs_float64(Precision(), 2)
-    check_lbfgs_float64(Precision(), 1)
-    with pytest.raises(ValueError, match="lbfgs_float64: expected true, false or on_stall but got 'yes'"):
-        PINNModule(Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x"}),
-                   MLP(1, 1, width=4, depth=1), lbfgs_float64="yes")
+def test_the_last_phases_steps_end_training(tmp_path):
+    problem = Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x - 1"}, collocation_points=8)
+    module = PINNModule(problem, MLP(1, 1, width=4, depth=1), phases=phases(steps=3, then="lbfgs", max_iter=2)
+                        | {"lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS", "max_iter": 2}, "steps": 2}})
+    trainer = small_trainer(tmp_path, max_steps=50)
+    trainer.fit(module)
+    assert trainer.global_step == 5 and module.phase == "lbfgs"
 
 
 def test_a_non_finite_loss_at_a_line_search_trial_point_is_stepped_back_from(tmp_path, burgers_spec):
@@ -460,8 +438,7 @@ def test_a_non_finite_loss_at_a_line_search_trial_point_is_stepped_back_from(tmp
                 out["burgers"] = out["burgers"] * float("nan")
             return out
 
-    module = PoisonedTrials(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=0,
-                            lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 6, "line_search_fn": "strong_wolfe"})
+    module = PoisonedTrials(burgers(burgers_spec, reference=False), small_net(), phases={"lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS", "max_iter": 6, "line_search_fn": "strong_wolfe"}}})
     logger = RecordingLogger()
     small_trainer(tmp_path, max_steps=4, logger=logger, log_every_n_steps=1).fit(module)
     losses = [v for _, v in logger.series("train/loss")]
@@ -478,8 +455,7 @@ def test_a_non_finite_loss_at_an_lbfgs_steps_own_point_still_stops(tmp_path, bur
                 out["burgers"] = out["burgers"] * float("nan")
             return out
 
-    module = Poisoned(burgers(burgers_spec, reference=False), small_net(), lbfgs_from_step=1,
-                      lbfgs={"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"})
+    module = Poisoned(burgers(burgers_spec, reference=False), small_net(), phases={"first": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-3}, "steps": 1}, "lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"}}})
     with pytest.raises(NonFiniteLossError, match=r"burgers=nan.* at step 2 \(lbfgs\)"):
         small_trainer(tmp_path, max_steps=4).fit(module)
 

@@ -1,255 +1,208 @@
-"""Who takes PINNModule's optimizer step: the manual step must update exactly as Lightning's automatic loop,
-and ``auto`` must keep the automatic loop wherever something depends on it."""
+"""Optimizer phases and the dense quasi-Newton methods: known minima, the update formulas, exact resume."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
 
 import pytest
 import torch
 from conftest import small_trainer
-from lightning.pytorch.callbacks import (
-    Callback,
-    GradientAccumulationScheduler,
-    ModelCheckpoint,
-    StochasticWeightAveraging,
-)
-from lightning.pytorch.strategies import SingleDeviceStrategy
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
 
-from lightning_pinn import MLP, PhysicsLoss, PINNModule, Problem
-from lightning_pinn.lightning.optimization import AUTOMATIC_ONLY_HOOKS, carry_step_count, why_automatic
+from lightning_pinn import MLP, PINNModule, Problem
+from lightning_pinn.errors import ConfigError
+from lightning_pinn.optim import QuasiNewton
+from lightning_pinn.optim.phases import Phases
 
-LBFGS = {"_target_": "torch.optim.LBFGS", "max_iter": 4, "line_search_fn": "strong_wolfe"}
+METHODS = ["bfgs", "ssbfgs", "ssbroyden"]
+
+
+def minimize(loss_fn, x0, method, max_iter=500):
+    x = torch.nn.Parameter(torch.as_tensor(x0, dtype=torch.float64).clone())
+    optimizer = QuasiNewton([x], method=method, max_iter=max_iter, tolerance_grad=1e-12)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(x)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return x.detach(), optimizer.state[x]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_rosenbrock_minimum_is_found(method):
+    def rosenbrock(x):
+        return ((1 - x[:-1]) ** 2 + 100 * (x[1:] - x[:-1] ** 2) ** 2).sum()
+
+    for start in ([-1.2, 1.0], [-1.0] * 10):
+        x, state = minimize(rosenbrock, start, method)
+        torch.testing.assert_close(x, torch.ones(len(start), dtype=torch.float64), atol=1e-7, rtol=0)
+        assert state["n_iter"] < 200
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_quadratics_minimum_is_the_solution_of_its_linear_system(method):
+    torch.manual_seed(0)
+    q = torch.randn(12, 12, dtype=torch.float64)
+    a = q @ q.T + 0.1 * torch.eye(12, dtype=torch.float64)  # condition number about 1e3
+    b = torch.randn(12, dtype=torch.float64)
+    x, _ = minimize(lambda x: 0.5 * x @ a @ x - b @ x, torch.zeros(12), method)
+    torch.testing.assert_close(x, torch.linalg.solve(a, b), atol=1e-8, rtol=1e-8)
+
+
+def hessian_side_update(b_mat, s, y, tau, theta):
+    """Al-Baali's self-scaled Broyden update of the Hessian B (the form the papers derive), for comparison."""
+    bs = b_mat @ s
+    sbs, sy = s @ bs, s @ y
+    w = y / sy - bs / sbs
+    return tau * (b_mat - torch.outer(bs, bs) / sbs + theta * sbs * torch.outer(w, w)) + torch.outer(y, y) / sy
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_inverse_update_inverts_the_hessian_side_update_and_meets_the_secant_equation(method):
+    torch.manual_seed(1)
+    n = 6
+    q = torch.randn(n, n, dtype=torch.float64)
+    h = q @ q.T + torch.eye(n, dtype=torch.float64)  # an SPD inverse Hessian estimate
+    g = torch.randn(n, dtype=torch.float64)
+    alpha = 0.7
+    s = -alpha * (h @ g)  # a step along the quasi-Newton direction
+    y = torch.linalg.solve(h, s) * 1.3 + 0.1 * torch.randn(n, dtype=torch.float64)
+    assert s @ y > 0
+    optimizer = QuasiNewton([torch.nn.Parameter(torch.zeros(n, dtype=torch.float64))], method=method)
+    optimizer._state.update(skipped_updates=0)
+    updated = optimizer._update(h, s, y, g, alpha, method)
+    torch.testing.assert_close(updated @ y, s, atol=1e-10, rtol=1e-10)  # H+ y = s
+    assert torch.linalg.eigvalsh(updated).min() > 0
+    # the same tau and theta in the Hessian-side form give the inverse matrix
+    sy, hy = s @ y, h @ y
+    b = -alpha * (s @ g) / sy
+    a = b * (y @ hy) / sy - 1
+    if method == "bfgs":
+        tau, theta = 1.0, 0.0
+    elif method == "ssbfgs":
+        tau, theta = min(1.0, 1.0 / b.item()), 0.0
+    else:
+        c = math.sqrt(a / (1 + a))
+        rho_minus = min(1.0, ((y @ hy) / sy).item() * (1 - c))
+        theta = max((rho_minus - 1) / a.item(), min(1 / rho_minus, ((1 - b) / b).item()))
+        sigma = 1 + a.item() * theta
+        rho = min(1.0, 1.0 / b.item())
+        shrink = sigma ** (-1 / (n - 1))
+        tau = min(rho * shrink, sigma) if theta <= 0 else rho * min(shrink, 1 / theta)
+    expected = torch.linalg.inv(hessian_side_update(torch.linalg.inv(h), s, y, tau, theta))
+    torch.testing.assert_close(updated, expected, atol=1e-9, rtol=1e-9)
+
+
+def test_networks_too_large_for_a_dense_hessian_are_refused():
+    params = [torch.nn.Parameter(torch.zeros(20_000, dtype=torch.float64))]
+    with pytest.raises(ConfigError, match=r"^optimizer: the dense inverse Hessian of 20,000 parameters needs 2\.98 GiB "
+                                          r"\(20,000\^2 entries\), above max_hessian_bytes=1,073,741,824; use a "
+                                          r"smaller network or L-BFGS$"):
+        QuasiNewton(params)
+    QuasiNewton(params, max_hessian_bytes=2**32)  # a higher limit takes it
+    with pytest.raises(ConfigError, match=r"^method: expected one of \['bfgs', 'ssbfgs', 'ssbroyden'\] but got 'sr1'$"):
+        QuasiNewton(params, method="sr1")
+
+
+def test_a_new_objective_keeps_the_curvature_and_drops_the_old_gradient():
+    x = torch.nn.Parameter(torch.tensor([3.0, -2.0], dtype=torch.float64))
+    optimizer = QuasiNewton([x], max_iter=2)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (x**2).sum() + x[0] * x[1]
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    h = optimizer._state["H"].clone()
+    assert not torch.equal(h, torch.eye(2, dtype=torch.float64))
+    optimizer.objective_changed()
+    assert "g" not in optimizer._state and torch.equal(optimizer._state["H"], h)
+
+
+# ----- phases in a PINNModule ----------------------------------------------------------------------------------
+
+
+def ode_problem() -> Problem:
+    """u' = cos(x) on [0, pi], u(0) = 0."""
+    return Problem(coords={"x": [0.0, math.pi]}, fields=["u"], equations={"ode": "u_x - cos(x)"},
+                   conditions={"start": {"region": "x=0", "residual": "u", "points": 1}}, collocation_points=32)
+
+
+QN = {"_target_": "lightning_pinn.optim.QuasiNewton", "method": "ssbroyden", "max_iter": 3}
+LBFGS = {"_target_": "torch.optim.LBFGS", "max_iter": 3, "line_search_fn": "strong_wolfe"}
 HALVING = {"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 2, "gamma": 0.5}
 
 
-def heat() -> Problem:
-    return Problem(coords={"x": [0, 1], "t": [0, 1]}, fields=["u"], equations={"heat": "u_t - 0.1*u_xx"},
-                   collocation_points=64,
-                   conditions={"initial": {"region": "t=0", "residual": "u - sin(pi*x)", "points": 16}})
-
-
-def module(**options) -> PINNModule:
+def module(then=QN, **options):
     torch.manual_seed(0)
-    return PINNModule(heat(), MLP(2, 1, width=8, depth=2), **options)
+    phases = {"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-2}, "scheduler": HALVING, "steps": 3},
+              "second": {"optimizer": then}}
+    return PINNModule(ode_problem(), MLP(1, 1, width=8, depth=2), phases=phases, **options)
 
 
-class Counting(Callback):
-    """Counts the hooks that both loops must call."""
-
-    def __init__(self):
-        self.calls = {"on_before_backward": 0, "on_after_backward": 0, "on_before_optimizer_step": 0}
-
-    def on_before_backward(self, trainer, pl_module, loss):
-        self.calls["on_before_backward"] += 1
-
-    def on_after_backward(self, trainer, pl_module):
-        self.calls["on_after_backward"] += 1
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        self.calls["on_before_optimizer_step"] += 1
-
-
-class ZeroGradCounter(Callback):
-    """A callback with the hook that only the automatic loop calls."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def on_before_zero_grad(self, trainer, pl_module, optimizer):
-        self.calls += 1
+@pytest.mark.parametrize("then", [QN, LBFGS], ids=["quasi-newton", "lbfgs"])
+@pytest.mark.parametrize("stop", [2, 5])  # inside the first phase, inside the second
+def test_a_resume_mid_phase_continues_exactly(tmp_path, then, stop):
+    straight = module(then)
+    small_trainer(tmp_path / "a", max_steps=7, precision="64-true").fit(straight)
+    first = module(then)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
+    small_trainer(tmp_path / "b", max_steps=stop, precision="64-true", enable_checkpointing=True,
+                  callbacks=[saver]).fit(first)
+    resumed = module(then)
+    trainer = small_trainer(tmp_path / "c", max_steps=7, precision="64-true")
+    trainer.fit(resumed, ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert resumed.phase == "second" and trainer.global_step == 7
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("precision", ["32-true", "64-true"])
-def test_manual_and_automatic_loops_give_identical_updates_through_schedulers_and_lbfgs(tmp_path, precision):
-    runs = {}
-    for optimization in ("manual", "automatic"):
-        m = module(optimization=optimization, scheduler=HALVING, lbfgs_from_step=5, lbfgs=LBFGS)
-        counting = Counting()
-        trainer = small_trainer(tmp_path, max_steps=8, callbacks=[counting], precision=precision)
-        trainer.fit(m)
-        assert m.automatic_optimization is (optimization == "automatic")
-        assert trainer.global_step == 8 and m.phase == "lbfgs"
-        runs[optimization] = [p.detach().clone() for p in m.parameters()], counting.calls
-    (manual, manual_calls), (automatic, automatic_calls) = runs["manual"], runs["automatic"]
-    assert all(torch.equal(a, b) for a, b in zip(manual, automatic))
-    assert manual_calls == automatic_calls
-    # Lightning calls the three hooks around each loss evaluation: once per Adam step, several per L-BFGS step
-    assert manual_calls["on_after_backward"] == manual_calls["on_before_optimizer_step"] > 8
-
-
-def test_manual_step_steps_the_scheduler_every_step(tmp_path):
-    m = module(optimization="manual", scheduler=HALVING)
-    trainer = small_trainer(tmp_path, max_steps=5)
-    trainer.fit(m)
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** (5 // 2))
-
-
-def test_auto_takes_the_manual_step_on_a_plain_trainer(tmp_path):
+def test_the_phase_switch_builds_the_next_optimizer_and_its_scheduler_steps_every_step(tmp_path):
+    seen = []
     m = module()
-    trainer = small_trainer(tmp_path, max_steps=3)
+    original = m.training_step
+    m.training_step = lambda batch, batch_idx: (seen.append((m.global_step, type(m.optimizers().optimizer).__name__,
+                                                       m.optimizers().param_groups[0].get("lr"))), original(batch, batch_idx))[1]
+    trainer = small_trainer(tmp_path, max_steps=5, precision="64-true")
     trainer.fit(m)
-    assert m.automatic_optimization is False
-    assert why_automatic(m, PINNModule, trainer) is None
+    assert [(s, name) for s, name, _ in seen] == [(0, "Adam"), (1, "Adam"), (2, "Adam"), (3, "QuasiNewton"),
+                                                  (4, "QuasiNewton")]
+    assert [lr for _, _, lr in seen[:3]] == [1e-2, 1e-2, 5e-3]  # StepLR halves after two steps
+    assert m.optimizers().optimizer.state[next(m.parameters())]["n_iter"] == 2 * 3  # two steps of 3 iterations
 
 
-class OwnStrategy(SingleDeviceStrategy):
-    """A strategy subclass: the manual step is only used under the strategies it is known to work with."""
+def test_resampling_inside_a_quasi_newton_phase_keeps_its_inverse_hessian(tmp_path):
+    m = module(resample_every=2)
+    seen = []
+    original = m.points_changed
+
+    def points_changed():
+        optimizer = m.optimizers().optimizer
+        before = optimizer.state[next(m.parameters())].get("H") if isinstance(optimizer, QuasiNewton) else None
+        original()
+        after = optimizer.state[next(m.parameters())].get("H") if isinstance(optimizer, QuasiNewton) else None
+        seen.append((m.global_step, before is not None and after is before))
+
+    m.points_changed = points_changed
+    small_trainer(tmp_path, max_steps=8, precision="64-true").fit(m)
+    assert seen == [(2, False), (4, True), (6, True)]  # Adam at 2; the quasi-Newton phase keeps H at 4 and 6
+    assert m.collocation.draws == 4
 
 
-@pytest.mark.parametrize(
-    ("trainer_options", "reason"),
-    [
-        ({"gradient_clip_val": 1.0}, "clips gradients"),
-        ({"accumulate_grad_batches": 2}, "accumulates gradients"),
-        ({"profiler": "simple"}, "profiles (SimpleProfiler)"),
-        ({"precision": "bf16-mixed"}, "the precision is bf16-mixed"),
-        ({"strategy": OwnStrategy(torch.device("cpu"))}, "the strategy is OwnStrategy"),
-        ({"callbacks": [ZeroGradCounter()]}, "ZeroGradCounter callback has an on_before_zero_grad"),
-        ({"callbacks": [GradientAccumulationScheduler({0: 1})]}, "GradientAccumulationScheduler callback"),
-        ({"callbacks": [StochasticWeightAveraging(1e-3)]}, "StochasticWeightAveraging callback"),
-        ({"callbacks": [PhysicsLoss(heat())]}, "PhysicsLoss callback"),
-        ({"callbacks": [ModelCheckpoint(every_n_train_steps=5)], "enable_checkpointing": True},
-         "every n training steps"),
-        ({"callbacks": [ModelCheckpoint(train_time_interval=timedelta(minutes=1))], "enable_checkpointing": True},
-         "or by time"),
-    ],
-)
-def test_auto_keeps_the_automatic_loop_for_trainers_that_need_it(tmp_path, trainer_options, reason):
-    m = module()
-    trainer = small_trainer(tmp_path, **trainer_options)
-    assert reason in why_automatic(m, PINNModule, trainer)
-    m.trainer = trainer
-    assert m.automatic_optimization is True
-    m.trainer = small_trainer(tmp_path)  # and takes the manual step again on a plain trainer
-    assert m.automatic_optimization is False
-
-
-@pytest.mark.parametrize("hook", AUTOMATIC_ONLY_HOOKS)
-def test_auto_keeps_the_automatic_loop_for_subclasses_that_override_its_hooks(tmp_path, hook):
-    def passing_through(self, *args, **kwargs):
-        return getattr(super(subclass, self), hook)(*args, **kwargs)
-
-    subclass = type("Own", (PINNModule,), {hook: passing_through})
-    torch.manual_seed(0)
-    m = subclass(heat(), MLP(2, 1, width=8, depth=2))
-    trainer = small_trainer(tmp_path, max_steps=2)
-    assert why_automatic(m, PINNModule, trainer) == f"Own.{hook} is overridden"
-    trainer.fit(m)
-    assert m.automatic_optimization is True and trainer.global_step == 2
-
-
-def test_auto_keeps_the_automatic_loop_for_a_training_step_replaced_on_the_instance(tmp_path):
-    m = module()
-    m.training_step = lambda batch, batch_idx: 2.0 * PINNModule.training_step(m, batch, batch_idx)
-    trainer = small_trainer(tmp_path, max_steps=2)
-    trainer.fit(m)
-    assert m.automatic_optimization is True
-
-
-class PatchingCallback(Callback):
-    """Replaces the module's training_step at setup, after the optimization loop was chosen."""
-
-    def setup(self, trainer, pl_module, stage):
-        original = pl_module.training_step
-        pl_module.training_step = lambda batch, batch_idx: 2.0 * original(batch, batch_idx)
-
-
-def test_a_training_step_replaced_after_auto_chose_manual_is_refused(tmp_path):
-    with pytest.raises(RuntimeError, match="training_step was replaced on the instance after optimization='auto' "
-                                           "chose manual optimization"):
-        small_trainer(tmp_path, callbacks=[PatchingCallback()]).fit(module())
-
-
-def test_auto_chooses_again_for_each_trainer(tmp_path):
-    m = module()
-    m.trainer = small_trainer(tmp_path, gradient_clip_val=1.0)
-    assert m.automatic_optimization is True
-    m.trainer = small_trainer(tmp_path)
-    assert m.automatic_optimization is False
-
-
-def test_gradient_clipping_is_applied_under_auto(tmp_path):
-    m = module(optimizer={"_target_": "torch.optim.SGD", "lr": 1.0})
-    before = torch.cat([p.detach().flatten() for p in m.parameters()])
-    small_trainer(tmp_path, max_steps=3, gradient_clip_val=1e-9, gradient_clip_algorithm="norm").fit(m)
-    moved = torch.cat([p.detach().flatten() for p in m.parameters()]) - before
-    assert 0 < moved.norm() <= 3e-9 * (1 + 1e-4)  # each SGD step moves by lr * clipped gradient norm
-
-
-def test_on_before_zero_grad_callbacks_run_under_auto(tmp_path):
-    counter = ZeroGradCounter()
-    small_trainer(tmp_path, max_steps=4, callbacks=[counter]).fit(module())
-    assert counter.calls == 4
-
-
-def test_explicit_choices_override_auto(tmp_path):
-    m = module(optimization="manual")
-    with pytest.raises(MisconfigurationException, match="gradient clipping is not supported for manual"):
-        small_trainer(tmp_path, gradient_clip_val=1.0).fit(m)
-    m = module()
-    m.automatic_optimization = True
-    m.trainer = small_trainer(tmp_path)
-    assert m.automatic_optimization is True and m.optimization == "automatic"
-
-
-def test_bad_optimization_value_is_refused():
-    with pytest.raises(ValueError, match=r"optimization: expected one of \['auto', 'automatic', 'manual'\] "
-                                         r"but got 'fused'"):
-        module(optimization="fused")
-
-
-class EpochScheduler(PINNModule):
-    def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters())
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1),
-                                                         "interval": "epoch"}}
-
-
-def test_manual_step_refuses_reduce_on_plateau(tmp_path):
-    m = module(scheduler={"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau"})
-    with pytest.raises(RuntimeError, match="a scheduler has ReduceLROnPlateau"):
-        small_trainer(tmp_path).fit(m)
-
-
-def test_manual_step_refuses_a_scheduler_it_would_not_step(tmp_path):
-    torch.manual_seed(0)
-    m = EpochScheduler(heat(), MLP(2, 1, width=8, depth=2), optimization="manual")
-    with pytest.raises(RuntimeError, match="a scheduler has interval='epoch' \\(StepLR\\); pass "
-                                           "optimization='automatic'"):
-        small_trainer(tmp_path).fit(m)
-
-
-@pytest.mark.parametrize(("first", "then"), [("manual", "automatic"), ("automatic", "manual")])
-def test_resuming_under_the_other_loop_goes_on_from_the_saved_step(tmp_path, first, then):
-    m = module(optimization=first)
-    trainer = small_trainer(tmp_path, max_steps=6)
-    trainer.fit(m)
-    trainer.save_checkpoint(tmp_path / "six.ckpt")
-    resumed = module(optimization=then)
-    steps = []
-    resumed.training_step = lambda *args: steps.append(resumed.global_step) or PINNModule.training_step(resumed, *args)
-    trainer = small_trainer(tmp_path, max_steps=9)
-    trainer.fit(resumed, ckpt_path=tmp_path / "six.ckpt")
-    assert steps == [6, 7, 8] and trainer.global_step == 9
-
-
-def test_switching_loops_twice_still_resumes_at_the_saved_step(tmp_path):
-    previous, saved_at = None, 0
-    for optimization, max_steps in (("manual", 3), ("automatic", 5), ("manual", 8), ("automatic", 10)):
-        m = module(optimization=optimization)
-        steps = []
-        original = m.training_loss  # one evaluation per Adam step
-        m.training_loss = lambda: steps.append(m.global_step) or original()
-        trainer = small_trainer(tmp_path, max_steps=max_steps)
-        trainer.fit(m, ckpt_path=previous)
-        assert steps == list(range(saved_at, max_steps)) and trainer.global_step == max_steps
-        previous, saved_at = tmp_path / f"{max_steps}.ckpt", max_steps
-        trainer.save_checkpoint(previous)
-
-
-def test_carry_step_count_leaves_checkpoints_without_loops_alone():
-    checkpoint = {"state_dict": {}}
-    carry_step_count(checkpoint, automatic=False)
-    assert checkpoint == {"state_dict": {}}
+def test_phases_validate_their_optimizer_and_steps():
+    with pytest.raises(ConfigError, match=r"^phases.adam.optimizer: Adam refused its arguments: Invalid learning "
+                                          r"rate: -1$"):
+        Phases({"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": -1}}})
+    with pytest.raises(ConfigError, match=r"^phases.adam.steps: expected a positive number of steps or null"):
+        Phases({"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "steps": 0}})
+    with pytest.raises(ConfigError, match=r"^phases.x.optimizer._target_: 'os.system' is not an allowed target"):
+        Phases({"x": {"optimizer": {"_target_": "os.system"}}})
+    with pytest.raises(ConfigError, match=r"^phases: expected at least one phase$"):
+        Phases({"lbfgs": None})
+    phases = Phases({"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "steps": 10}, "lbfgs": None})
+    assert phases.total_steps == 10 and [p.name for p in phases.phases] == ["adam"]

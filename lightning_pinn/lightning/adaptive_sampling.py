@@ -199,9 +199,7 @@ class _ResidualSampling(pl.Callback):
             self.done_at = step
             if new is not None:
                 collocation.points[self.point_set] = new
-                if pl_module.phase == "lbfgs":  # a new objective: the curvature history no longer holds
-                    for optimizer in trainer.optimizers:
-                        optimizer.state.clear()
+                pl_module.points_changed()  # a new objective: the optimizer keeps or drops its curvature
             self._logged = {}
         if collocation.points is not None:  # else the module draws them after this hook
             self._log(pl_module, collocation.points[self.point_set].shape[0])
@@ -347,7 +345,7 @@ class RAR(_ResidualSampling):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """As :meth:`RAD.setup`; warns that a compiled loss recompiles at every round."""
         super().setup(trainer, pl_module, stage)
-        if stage == "fit" and getattr(pl_module, "_compile_options", None) is not None:
+        if stage == "fit" and pl_module.compiled.enabled:
             rank_zero_warn("RAR: the loss is compiled for a fixed number of points; each RAR round adds points "
                            "and so recompiles it (past 64 versions it runs eagerly). Keep rounds few.")
 

@@ -4,70 +4,44 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from lightning_pinn.allowlist import check_targets, trusting
-from lightning_pinn.config import SPECIAL_KEYS, build, build_factory, config_of, to_plain
+from lightning_pinn.config import SPECIAL_KEYS, build, config_of, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.errors import ConfigError, DivergenceError, NonFiniteLossError, at, subkey
 from lightning_pinn.geometry.samplers import METHODS
 from lightning_pinn.lightning.checkpoints import last_good, read_checkpoint
+from lightning_pinn.lightning.compiled import CompiledLoss
 from lightning_pinn.lightning.divergence import build_divergence
 from lightning_pinn.lightning.metrics import RelativeL2Error
-from lightning_pinn.lightning.optimization import (
-    OPTIMIZATION,
-    carry_step_count,
-    check_manual_step,
-    step_schedulers,
-    why_automatic,
-)
-from lightning_pinn.points import Collocation
 from lightning_pinn.lightning.step_logging import lightning_writes, logs_this_step
+from lightning_pinn.lightning.validation import ValidationGrid
 from lightning_pinn.losses import CausalWeighting, WeightedLoss
 from lightning_pinn.nets import ConstrainedNet
+from lightning_pinn.optim.phases import Phases
+from lightning_pinn.optim.quasi_newton import QuasiNewton
+from lightning_pinn.points import Collocation
 from lightning_pinn.problem.spec import Problem
 from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals
-
-
-class _Shard(DistributedSampler):
-    """Every ``world``-th grid point from ``rank`` on, without the padding of DistributedSampler:
-    padded duplicates would bias the grid's relative error."""
-
-    def __init__(self, dataset, world: int, rank: int):
-        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=False)
-
-    def __iter__(self):
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
-
-    def __len__(self) -> int:
-        return len(range(self.rank, len(self.dataset), self.num_replicas))
-
 
 PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_logged_at", "_points_token", "_last_step"})
 """Attributes set at every step that are never parameters, buffers or submodules, so ``__setattr__`` sets them
 directly instead of checking them against those first (Lightning sets ``_current_fx_name`` around every hook it
 calls; ``benchmarks/lightning_overhead.py`` measures what that costs)."""
-DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
-"""Adam with torch's fused kernel: the same update as the for-loop default, one kernel for all parameters."""
 DEFAULT_DIVERGENCE = {"factor": 1e4, "patience": 100}
 """The divergence rule on by default: the loss above 10,000 times its best for 100 consecutive steps."""
-DEFAULT_LBFGS = {
-    "_target_": "torch.optim.LBFGS",
-    "lr": 1.0,
-    "max_iter": 50,
-    "history_size": 50,
-    "line_search_fn": "strong_wolfe",
-    "tolerance_grad": 1e-12,
-    "tolerance_change": 1e-14,
-}
 
 
 class PINNModule(pl.LightningModule):
@@ -76,28 +50,25 @@ class PINNModule(pl.LightningModule):
     One training step draws (or reuses) the collocation points of every point set,
     evaluates each equation and condition residual with derivatives from the chosen
     engine (forward-mode jets for MLP-family networks, nested autograd otherwise),
-    logs ``train/<term>`` and ``train/loss`` once per optimizer step, and returns
-    the weighted total. Validation scores the fields against ``problem.reference``
-    on a grid (``val/rel_l2_<field>``).
+    composes the weighted loss (``losses.weighted``) and takes one optimizer step of the
+    current phase (Lightning's manual optimization: the step calls ``optimizer.step(closure)``,
+    which line-search optimizers call many times). ``train/<term>`` and ``train/loss`` are
+    logged on the steps the loggers write. Validation scores the fields against
+    ``problem.reference`` on a grid (``val/rel_l2_<field>``).
 
     Args:
         problem: a :class:`Problem`, or its config (``_target_: lightning_pinn.Problem``).
         net: any ``nn.Module`` mapping ``(N, n_coords) -> (N, n_fields)``, or its config;
             a config gets ``in_features``, ``out_features`` and ``bounds`` filled from the
             problem when its target accepts them and the config does not set them.
-        optimizer: a config (``_target_: torch.optim.Adam``) or a callable ``params -> Optimizer``.
-        scheduler: ``None``, or a config or callable ``optimizer -> LRScheduler``, stepped every step.
-        lbfgs_from_step: switch to L-BFGS at this global step (``None``: never).
-        lbfgs: the L-BFGS optimizer (config or callable); strong Wolfe line search by default.
-        lbfgs_float64: convert the module (network and learnable parameters) to float64 when
-            L-BFGS starts, so that an Adam phase in float32 is followed by L-BFGS in float64 (a
-            float32 loss is too noisy for its line search once the loss is small and the problem
-            stiff). Needs ``trainer.precision=32-true`` (or ``64-true``, where it changes nothing).
-            ``"on_stall"``: L-BFGS starts in float32 and the module turns float64 at its first
-            line search that finds no step (the float32 loss's floor), so the cheaper float32
-            steps do the early work and float64 goes on below that floor.
+        phases: the optimizer phases, ``{name: {optimizer: ..., steps: N, scheduler: ..., float64: ...}}``
+            or a list of :class:`~lightning_pinn.optim.phases.Phase` (see ``lightning_pinn.optim.phases``);
+            default one Adam phase (learning rate 1e-3) for the whole run. A step is one
+            ``optimizer.step(closure)``: one update for Adam, up to ``max_iter`` iterations for L-BFGS
+            and :class:`~lightning_pinn.optim.QuasiNewton`.
         sampler: collocation sampling method (``uniform``, ``lhs``, ``sobol``, ``halton``, ``grid``).
-        resample_every: draw fresh collocation points every this many steps (0: draw once).
+        resample_every: draw fresh collocation points every this many steps (0: draw once); a
+            quasi-Newton phase keeps its curvature estimate across the redraw, L-BFGS starts a new history.
         seed: seed of the point streams (non-negative); each DDP rank, point set and region draws from its own
             stream of it (see ``lightning_pinn.points``).
         validation_grid: points per coordinate of the validation grid, an int for all or
@@ -117,13 +88,6 @@ class PINNModule(pl.LightningModule):
         causal: causal weighting of the equations over time chunks (Wang, Sankaran, Perdikaris 2022):
             ``{"chunks": 32, "epsilon": 1.0}`` or a :class:`~lightning_pinn.losses.CausalWeighting`;
             needs a time coordinate. The last chunk's weight is logged as ``train/causal_min_weight``.
-        optimization: who takes the optimizer step. ``manual``: :meth:`training_step` calls
-            ``optimizer.step(closure)`` and steps the schedulers itself (Lightning's manual optimization,
-            which skips the per-step machinery of the automatic loop); ``automatic``: Lightning's
-            automatic loop. ``auto`` takes ``manual`` unless something needs the automatic loop (gradient
-            clipping or accumulation, an overridden ``training_step`` or optimizer hook, some callbacks;
-            see ``lightning_pinn.lightning.optimization``), and says once which it runs and why. Both
-            give the same updates. Setting ``module.automatic_optimization`` overrides it, as in Lightning.
         divergence: when a run has diverged: ``{"factor": f, "patience": n}`` stops it with a
             :class:`~lightning_pinn.errors.DivergenceError` once the unweighted loss has stayed above ``f``
             times its best for ``n`` consecutive steps (the best is forgotten when points are redrawn, the
@@ -145,15 +109,13 @@ class PINNModule(pl.LightningModule):
         ['ode', 'start']
     """
 
+    automatic_optimization = False  # the step calls the phase's optimizer itself (a closure for line searches)
+
     def __init__(
         self,
         problem: Problem | Mapping[str, Any],
         net: nn.Module | Mapping[str, Any],
-        optimizer: Any = None,
-        scheduler: Any = None,
-        lbfgs_from_step: int | None = None,
-        lbfgs: Any = None,
-        lbfgs_float64: bool | str = False,
+        phases: Any = None,
         sampler: str = "sobol",
         resample_every: int = 0,
         seed: int = 0,
@@ -163,14 +125,9 @@ class PINNModule(pl.LightningModule):
         compile: bool | Mapping[str, Any] = False,
         balancing: Any = None,
         causal: CausalWeighting | Mapping[str, Any] | None = None,
-        optimization: str = "auto",
         divergence: Any = DEFAULT_DIVERGENCE,
     ):
         super().__init__()
-        if optimization not in OPTIMIZATION:
-            raise ConfigError(f"optimization: expected one of {list(OPTIMIZATION)} but got {optimization!r}")
-        self.optimization = optimization
-        self._automatic: bool | None = {"auto": None, "automatic": True, "manual": False}[optimization]
         if problem is None:
             raise ConfigError("problem: this checkpoint holds no problem config; pass problem=... to load_from_checkpoint")
         if net is None:
@@ -187,29 +144,20 @@ class PINNModule(pl.LightningModule):
         self.pde_params = nn.ParameterDict(
             {name: nn.Parameter(torch.tensor(value)) for name, value in self.problem.learnable.items()}
         )
-        self._optimizer = build_factory(optimizer if optimizer is not None else DEFAULT_OPTIMIZER, "optimizer")
-        self._scheduler = None if scheduler is None else build_factory(scheduler, "scheduler")
-        self._lbfgs = build_factory(lbfgs if lbfgs is not None else DEFAULT_LBFGS, "lbfgs")
-        _probe_optimizers(self._optimizer, self._scheduler, self._lbfgs if lbfgs_from_step is not None else None)
-        if lbfgs_from_step is not None and (isinstance(lbfgs_from_step, bool) or int(lbfgs_from_step) < 0):
-            raise ConfigError(f"lbfgs_from_step: expected a non-negative step or null but got {lbfgs_from_step!r}")
-        if isinstance(resample_every, bool) or int(resample_every) < 0:
+        self.phases = Phases(phases)
+        """The optimizer phases and which one runs (``lightning_pinn.optim.phases``)."""
+        if isinstance(resample_every, bool) or not isinstance(resample_every, int) or resample_every < 0:
             raise ConfigError(f"resample_every: expected a non-negative integer but got {resample_every!r}")
-        self.lbfgs_from_step = None if lbfgs_from_step is None else int(lbfgs_from_step)
-        if not isinstance(lbfgs_float64, bool) and lbfgs_float64 != "on_stall":
-            raise ConfigError(f"lbfgs_float64: expected true, false or on_stall but got {lbfgs_float64!r}")
-        self.lbfgs_float64 = lbfgs_float64
-        self.resample_every = int(resample_every)
+        self.resample_every = resample_every
         if sampler not in METHODS:
             raise ConfigError(f"sampler: expected one of {list(METHODS)} but got {sampler!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"seed: expected an integer but got {seed!r}")
         self.sampler, self.seed = sampler, int(seed)
         self.collocation = Collocation(self.problem, sampler, self.seed)
-        self.validation_batch_size = int(validation_batch_size)
-        self._grid_sizes = _grid_sizes(validation_grid, self.problem)
+        self.validation = ValidationGrid(self.problem, validation_grid, validation_batch_size)
+        """The grid on which the fields are scored against the reference."""
         self.val_rel_l2 = nn.ModuleDict({field: RelativeL2Error() for field in self.problem.fields})
-        self.phase = "adam"
         self.lbfgs_restarts = 0
         self._logged_at = -1
         if derivatives not in ENGINES:
@@ -220,10 +168,15 @@ class PINNModule(pl.LightningModule):
                                                        max_order(self.problem), compiled=wants_compile)
         """The engine behind :meth:`residuals` (see ``lightning_pinn.derivatives.engines``)."""
         rank_zero_info(f"lightning-pinn: {reason}")
-        self._compile_options = self._check_compile(compile)
-        self._compiled: dict[str, Any] = {}
         self.weighted_loss = WeightedLoss(self.problem, balancing, causal)
         """Residuals to the loss: mean squares, causal weighting, balancing, the problem's weights (``losses.weighted``)."""
+        self.compiled = CompiledLoss(self.loss_terms, compile if wants_compile and is_compilable(
+            self.derivative_engine) else None, lambda: self.weighted_loss.term_gradients)
+        """``torch.compile`` of :meth:`loss_terms` (``lightning.compiled``), enabled by ``compile``."""
+        if wants_compile and not is_compilable(self.derivative_engine):
+            CompiledLoss(self.loss_terms, compile, lambda: False)  # the options are still checked
+            rank_zero_info("lightning-pinn: compile=true needs derivatives by jets (torch.compile does not support "
+                           "the double backward of nested autograd); the loss runs eagerly")
         self.divergence = build_divergence(to_plain(divergence))
         """The divergence rule (``lightning_pinn.lightning.divergence``), or None."""
         self._points_token: tuple[int, ...] = ()
@@ -232,11 +185,7 @@ class PINNModule(pl.LightningModule):
             {
                 "problem": config_of(problem),
                 "net": config_of(net),
-                "optimizer": config_of(optimizer),
-                "scheduler": config_of(scheduler),
-                "lbfgs_from_step": lbfgs_from_step,
-                "lbfgs": config_of(lbfgs),
-                "lbfgs_float64": lbfgs_float64,
+                "phases": self.phases.to_config(),
                 "sampler": sampler,
                 "resample_every": resample_every,
                 "seed": seed,
@@ -246,7 +195,6 @@ class PINNModule(pl.LightningModule):
                 "compile": to_plain(compile),
                 "balancing": config_of(balancing),
                 "causal": config_of(causal),
-                "optimization": optimization,
                 "divergence": None if self.divergence is None else self.divergence.to_config(),
             }
         )
@@ -258,30 +206,17 @@ class PINNModule(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
+    def _attached_trainer(self) -> pl.Trainer | None:
+        """The trainer this module is attached to, or None (Lightning's ``trainer`` raises when there is none)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
     @property
-    def automatic_optimization(self) -> bool:
-        """Whether Lightning's automatic loop takes the optimizer steps (see ``optimization``); chosen per trainer."""
-        if self._automatic is None:
-            if self._trainer is None:
-                return True
-            reason = why_automatic(self, PINNModule, self._trainer)
-            self._automatic = reason is not None
-            if self._trainer.state.fn == "fit":
-                rank_zero_info(f"lightning-pinn: Lightning's automatic optimization, as {reason}" if reason
-                               else "lightning-pinn: optimizer steps taken in training_step (manual optimization)")
-        return self._automatic
-
-    @automatic_optimization.setter
-    def automatic_optimization(self, automatic: bool) -> None:
-        self.optimization = "automatic" if automatic else "manual"
-        self._automatic = bool(automatic)
-
-    @pl.LightningModule.trainer.setter
-    def trainer(self, trainer: pl.Trainer | None) -> None:
-        """Attach ``trainer``; with ``optimization="auto"`` the loop is chosen again for it."""
-        pl.LightningModule.trainer.fset(self, trainer)
-        if self.__dict__.get("optimization") == "auto":
-            self._automatic = None
+    def phase(self) -> str:
+        """The name of the optimizer phase now running."""
+        return self.phases.current.name
 
     # ----- the physics -------------------------------------------------------------------------
 
@@ -303,6 +238,15 @@ class PINNModule(pl.LightningModule):
         with the given ``causal_weights`` ``{term: (chunks,)}`` when there are some, else computed ones)."""
         return self.weighted_loss.terms(self.residuals(points), points, causal_weights)
 
+    def compiled_loss_terms(self, points: Mapping[str, Tensor],
+                            causal_weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """:meth:`loss_terms`, through ``torch.compile`` when ``compile`` is on (see ``lightning.compiled``)."""
+        given = () if causal_weights is None else (causal_weights,)  # an override of loss_terms(points) still works
+        if not self.compiled.enabled:
+            return self.loss_terms(points, *given)  # looked up now: a loss_terms set on the instance is used
+        device = next(iter(points.values())).device.type if points else "cpu"
+        return self.compiled(device, points, *given)
+
     def total_loss(self, terms: Mapping[str, Tensor]) -> Tensor:
         """The weighted sum of the terms: the problem's weights (1 for terms it does not know) times the balancer's."""
         return self.weighted_loss.total(terms, [p for p in self.parameters() if p.requires_grad], self.global_step,
@@ -319,54 +263,10 @@ class PINNModule(pl.LightningModule):
         return self.weighted_loss.causal
 
     def _rank_mean(self) -> Any:
-        if self._trainer is None or self.trainer.world_size == 1:
+        trainer = self._attached_trainer()
+        if trainer is None or trainer.world_size == 1:
             return None
-        return lambda value: self.trainer.strategy.reduce(value, reduce_op="mean")
-
-    def _check_compile(self, options: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
-        if options is False or options is None:
-            return None
-        if options is not True and not isinstance(to_plain(options), Mapping):
-            raise ConfigError(f"compile: expected true, false or a mapping of torch.compile options like "
-                              f"{{mode: reduce-overhead}} but got {options!r}")
-        if not is_compilable(self.derivative_engine):
-            rank_zero_info("lightning-pinn: compile=true needs derivatives by jets (torch.compile does not support "
-                           "the double backward of nested autograd); the loss runs eagerly")
-            return None
-        return {} if options is True else dict(to_plain(options))
-
-    def compiled_loss_terms(self, points: Mapping[str, Tensor],
-                            causal_weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """:meth:`loss_terms`, through ``torch.compile`` when ``compile`` is on (else eager).
-
-        Compiled on first use for this device. On CPU without options of your own, inductor's
-        C++ wrapper is used (it calls the generated kernels without Python in between), unless
-        the balancer differentiates terms one by one (``term_gradients``, e.g. gradnorm), whose
-        repeated backward passes through one graph the C++ wrapper and aot_autograd's donated
-        buffers do not support; those are then turned off for the process. Dynamo's
-        ``recompile_limit`` is raised to 64, since every module compiles the same method.
-        """
-        given = () if causal_weights is None else (causal_weights,)  # an override of loss_terms(points) still works
-        if self._compile_options is None:
-            return self.loss_terms(points, *given)
-        device = next(iter(points.values())).device.type if points else "cpu"
-        if device not in self._compiled:
-            # every PINNModule compiles the same code object (loss_terms); a sweep in one process
-            # would pass dynamo's default limit of 8 compiled versions and fall back to eager
-            dynamo_config = torch._dynamo.config
-            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-            # a second backward through one graph: the C++ wrapper returned wrong gradients and donated buffers
-            # refused it (torch 2.13); aot_autograd reads the flag when compiling and at each backward
-            if self._term_gradients:
-                torch._functorch.config.donated_buffer = False
-            cpp_wrapper = device == "cpu" and not self._term_gradients
-            options = self._compile_options or ({"options": {"cpp_wrapper": True}} if cpp_wrapper else {})
-            self._compiled[device] = torch.compile(self.loss_terms, **{"dynamic": False, **options})
-        return self._compiled[device](points, *given)
-
-    @property
-    def _term_gradients(self) -> bool:
-        return self.weighted_loss.term_gradients
+        return lambda value: trainer.strategy.reduce(value, reduce_op="mean")
 
     def draw_points(self) -> dict[str, Tensor]:
         """A fresh draw of every point set, on this module's device and dtype."""
@@ -375,13 +275,21 @@ class PINNModule(pl.LightningModule):
     # ----- training ----------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """Refuse L-BFGS under fp16 loss scaling; give each DDP rank its own point streams (keyed by rank)."""
-        if stage == "fit" and self.lbfgs_from_step is not None:
-            check_lbfgs_precision(self.trainer.precision_plugin)
-            if self.lbfgs_float64:
-                check_lbfgs_float64(self.trainer.precision_plugin, self.trainer.world_size)
-        if self.trainer is not None and self.trainer.world_size > 1:
+        """Check what the phases need of the trainer; give each DDP rank its own point streams."""
+        if stage == "fit":
+            _check_phases(self.phases, self.trainer)
+            if any(type(c).__name__ == "PhysicsLoss" for c in self.trainer.callbacks):
+                raise ConfigError("callbacks: PhysicsLoss adds a problem's terms to the loss another module returns; a "
+                                  "PINNModule takes its own optimizer steps, so put those terms into its problem")
+        if self.trainer.world_size > 1:
             self.collocation = Collocation(self.problem, self.sampler, self.seed, rank=self.global_rank)
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer of the current phase, and its scheduler (stepped every step)."""
+        optimizer, scheduler = self.phases.current.build(self.parameters())
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def train_dataloader(self) -> Iterable[int]:
         """Step numbers, one per training step: the points are drawn inside the step, on the module's device.
@@ -399,14 +307,11 @@ class PINNModule(pl.LightningModule):
         return self.collocation.current(self.device, self.dtype)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Weighted residual loss on this step's points; terms are logged on the steps the loggers write (``logs_this_step``).
+        """One optimizer step of the current phase on this step's points; returns the detached loss.
 
-        Under manual optimization (see ``optimization``) the step also zeroes the gradients, runs
-        ``manual_backward`` and the optimizer's step (through a closure, which L-BFGS calls many
-        times) and steps the schedulers; it returns the detached loss of the last evaluation.
+        The step zeroes the gradients, runs ``manual_backward`` and ``optimizer.step(closure)`` (a
+        line-search optimizer calls the closure many times) and steps the phase's scheduler.
         """
-        if self.automatic_optimization:
-            return self.training_loss()
         optimizer = self.optimizers()
         last = []
 
@@ -417,29 +322,32 @@ class PINNModule(pl.LightningModule):
             last.append(loss)
             return loss
 
-        optimizer.step(closure)
-        step_schedulers(self, batch_idx)
+        optimizer.step(closure=closure)
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
         return last[-1].detach()
 
     def training_loss(self) -> Tensor:
-        """One evaluation of the weighted residual loss on this step's points (L-BFGS makes several per step)."""
+        """One evaluation of the weighted residual loss on this step's points (line searches make several per step)."""
         points, step = self.training_points(), self.global_step
+        line_search = self.phases.current.line_search
         prepare_engine(self.derivative_engine, self.problem, points)  # plans built outside the compiled region
-        terms = self.compiled_loss_terms(points, self.weighted_loss.held_weights(step, self.phase == "lbfgs"))
+        terms = self.compiled_loss_terms(points, self.weighted_loss.held_weights(step, line_search))
         loss = self.total_loss(terms)
-        if self.phase == "lbfgs" and self.trainer.world_size > 1:
+        if line_search and self.trainer.world_size > 1:
             # every rank's line search must see the same objective: the mean over ranks. Its gradient
             # is the mean of the local gradients, which is what DDP's reduction makes of them.
             mean = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean")
             loss = loss + (mean - loss.detach())
-        first = self._logged_at != step  # the step's own point; L-BFGS evaluates trial points after it
+        first = self._logged_at != step  # the step's own point; a line search evaluates trial points after it
         if first and self.divergence is not None:
             unweighted = sum(t.detach() for t in terms.values())
             total, unweighted = torch.stack([loss.detach(), unweighted]).tolist()  # one device sync for both
         else:
             total = loss.item()  # item(): a plain float, cheaper than a tensor isfinite then bool
         if not math.isfinite(total):
-            if not first and self.phase == "lbfgs":
+            if not first and line_search:
                 # a trial point of the line search, not the step's own point: report +inf, which makes
                 # strong Wolfe bracket and bisect back towards the last good point (NaN would pass as progress)
                 return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
@@ -468,7 +376,7 @@ class PINNModule(pl.LightningModule):
 
     def _resume_hint(self) -> str:
         remedies = "a smaller learning rate, float64 (trainer.precision=64-true) or smaller loss weights."
-        good = last_good(self.trainer)
+        good = last_good(self._attached_trainer())
         if good is None:
             return f"No good checkpoint was saved in this run (the LastGoodCheckpoint callback keeps one); try {remedies}"
         return f"The last good checkpoint is {good}: resume from it (ckpt_path=...) with {remedies}"
@@ -535,43 +443,70 @@ class PINNModule(pl.LightningModule):
             f"{self._resume_hint()}"
         )
 
-    def on_train_start(self) -> None:
-        """Under manual optimization, refuse what it would silently drop (``check_manual_step``)."""
-        if not self.automatic_optimization:
-            check_manual_step(self, self.trainer, chosen=self.optimization == "auto")
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Switch to L-BFGS at ``lbfgs_from_step``; redraw points every ``resample_every`` steps.
-
-        Fresh points change the objective, so L-BFGS drops its curvature history then
-        (Adam's moment estimates stay valid and are kept).
-        """
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        """Start the phase whose first step this is; redraw the points every ``resample_every`` steps; end
+        training (``-1``) when the last phase has taken its steps."""
         step = self.global_step
-        if self.phase == "adam" and self.lbfgs_from_step is not None and step >= self.lbfgs_from_step:
-            self.phase = "lbfgs"
-            if self.lbfgs_float64 is True and self.dtype != torch.float64:
-                self.to(torch.float64)  # points follow self.dtype; the compiled loss recompiles once
-                rank_zero_info(f"lightning-pinn: L-BFGS runs in float64 from step {step}")
-            self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
-            self.trainer.strategy.lr_scheduler_configs = []
-            if self.divergence is not None:
-                self.divergence.reset()  # a new optimizer: its own path, measured from its start
-            rank_zero_info(f"lightning-pinn: switching to L-BFGS at step {step}")
+        total = self.phases.total_steps
+        if total is not None and step >= total:
+            if not self.trainer.should_stop:
+                rank_zero_info(f"lightning-pinn: the last phase, {self.phases.phases[-1].name}, ended at step {step}")
+            self.trainer.should_stop = True
+            return -1  # skip the rest of the epoch; should_stop ends the run
+        index = self.phases.index_at(step)
+        if index != self.phases.index:
+            self._start_phase(index, step)
         if self.collocation.due(step, self.resample_every):
+            redrawn = self.collocation.points is not None
             self.collocation.redraw(step, self.device, self.dtype)
-            if self.phase == "lbfgs":
-                for optimizer in self.trainer.optimizers:
-                    optimizer.state.clear()
+            if redrawn:
+                self.points_changed()
+        return None
+
+    def _start_phase(self, index: int, step: int) -> None:
+        """Make phase ``index`` current: its precision, its optimizer and scheduler in the trainer's strategy."""
+        self.phases.index = index
+        phase = self.phases.current
+        if phase.float64 and self.dtype != torch.float64:
+            self.to(torch.float64)  # points follow self.dtype; the compiled loss recompiles once
+        optimizer, scheduler = phase.build(self.parameters())
+        self.trainer.strategy.optimizers = [optimizer]
+        self.trainer.strategy.lr_scheduler_configs = [] if scheduler is None else [
+            LRSchedulerConfig(scheduler, interval="step")]
+        if self.divergence is not None:
+            self.divergence.reset()  # a new optimizer: its own path, measured from its start
+        rank_zero_info(f"lightning-pinn: phase {phase.name} ({type(optimizer).__name__}"
+                       f"{', float64' if self.dtype == torch.float64 else ''}) from step {step}")
+
+    def points_changed(self) -> None:
+        """Tell the current optimizer that the collocation points (so the objective) changed.
+
+        A :class:`~lightning_pinn.optim.QuasiNewton` keeps its inverse Hessian and starts from a fresh
+        gradient; an L-BFGS drops its history (its pairs and its last direction belong to the old
+        points); Adam-like optimizers keep their moments. Called after ``resample_every`` redraws and
+        by the RAD and RAR callbacks.
+        """
+        for optimizer in self._raw_optimizers():
+            if isinstance(optimizer, QuasiNewton):
+                optimizer.objective_changed()
+            elif isinstance(optimizer, torch.optim.LBFGS):
+                optimizer.state.clear()
+
+    def _raw_optimizers(self) -> list[torch.optim.Optimizer]:
+        trainer = self._attached_trainer()
+        optimizers = trainer.optimizers if trainer is not None else []
+        return [o.optimizer if isinstance(o, LightningOptimizer) else o for o in optimizers]
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Advance the causal ``epsilon`` schedule once the last time chunk's weight is high enough; restart
         an L-BFGS whose line search failed."""
         if self.weighted_loss.after_step(self._rank_mean()) and self.divergence is not None:
             self.divergence.reset()  # a new causal epsilon: a new objective
-        if self.phase == "lbfgs":
-            self._restart_stalled_lbfgs()
+        for optimizer in self._raw_optimizers():
+            if isinstance(optimizer, torch.optim.LBFGS):
+                self._restart_stalled_lbfgs(optimizer)
 
-    def _restart_stalled_lbfgs(self) -> None:
+    def _restart_stalled_lbfgs(self, optimizer: torch.optim.LBFGS) -> None:
         """Clear the history of an L-BFGS whose last line search found no step (``t = 0``); count it.
 
         The count is logged as ``train/lbfgs_restarts`` at every later step.
@@ -579,62 +514,32 @@ class PINNModule(pl.LightningModule):
         ``torch.optim.LBFGS`` keeps its direction and step across calls, so after one failed
         strong-Wolfe search every later step repeats it and the parameters never move again.
         A cleared history restarts from steepest descent. Every rank sees the same objective,
-        so every rank restarts at the same step. With ``lbfgs_float64="on_stall"``, the first such
-        step in float32 turns the module float64 and starts a fresh L-BFGS instead (not counted).
+        so every rank restarts at the same step.
         """
-        for optimizer in self.trainer.optimizers:
-            if not isinstance(optimizer, torch.optim.LBFGS):
-                continue
-            state = optimizer.state[optimizer.param_groups[0]["params"][0]]
-            if state.get("n_iter", 0) > 0 and state.get("t") == 0:
-                if self.lbfgs_float64 == "on_stall" and self.dtype != torch.float64:
-                    self.to(torch.float64)  # the same parameters, converted in place; the compiled loss recompiles once
-                    self.trainer.strategy.optimizers = [self._lbfgs(self.parameters())]
-                    rank_zero_info(f"lightning-pinn: L-BFGS found no step in float32 at step {self.global_step}; "
-                                   "it goes on in float64 (lbfgs_float64=on_stall)")
-                    return
-                optimizer.state.clear()
-                self.lbfgs_restarts += 1
-                if self.lbfgs_restarts == 1:
-                    rank_zero_info(f"lightning-pinn: L-BFGS line search found no step at step {self.global_step}; "
-                                   "its history is cleared (and again whenever this repeats)")
-
-    def configure_optimizers(self) -> Any:
-        """The optimizer of the current phase (Adam-like first, L-BFGS after the switch)."""
-        if self.phase == "lbfgs":
-            return self._lbfgs(self.parameters())
-        optimizer = self._optimizer(self.parameters())
-        if self._scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler(optimizer), "interval": "step"}}
+        state = optimizer.state[optimizer.param_groups[0]["params"][0]]
+        if state.get("n_iter", 0) > 0 and state.get("t") == 0:
+            optimizer.state.clear()
+            self.lbfgs_restarts += 1
+            if self.lbfgs_restarts == 1:
+                rank_zero_info(f"lightning-pinn: L-BFGS line search found no step at step {self.global_step}; "
+                               "its history is cleared (and again whenever this repeats)")
 
     # ----- validation and prediction -----------------------------------------------------------
 
     def validation_grid(self, inside_only: bool = True) -> tuple[np.ndarray, list[int]]:
-        """The validation grid as ``(N, n_coords)`` float64 points and its size per coordinate.
-
-        With a geometry, grid points outside it are left out (so ``N`` can be less than the product of
-        sizes) unless ``inside_only`` is false.
-        """
-        axes = [np.linspace(lo, hi, n) for (lo, hi), n in zip(self.problem.bounds, self._grid_sizes)]
-        mesh = np.meshgrid(*axes, indexing="ij")
-        points = np.stack([m.ravel() for m in mesh], axis=1)
-        return points[self.problem.contains(points)] if inside_only else points, list(self._grid_sizes)
+        """The validation grid as ``(N, n_coords)`` float64 points and its size per coordinate (see
+        ``lightning.validation.ValidationGrid.points``)."""
+        return self.validation.points(inside_only)
 
     def reference_values(self, points: np.ndarray) -> np.ndarray:
         """``problem.reference`` at ``points``, as ``(N, n_fields)`` float64."""
         return self.problem.reference_values(points)
 
-    def val_dataloader(self) -> DataLoader | list:
-        """The validation grid with reference values (empty when the problem has no reference)."""
-        if self.problem.reference is None:
-            return []
-        points, _ = self.validation_grid()
-        dataset = TensorDataset(torch.as_tensor(points, dtype=torch.float64),
-                                torch.as_tensor(self.reference_values(points), dtype=torch.float64))
-        world = self.trainer.world_size if self._trainer is not None else 1
-        sampler = _Shard(dataset, world, self.global_rank) if world > 1 else None
-        return DataLoader(dataset, batch_size=self.validation_batch_size, sampler=sampler)
+    def val_dataloader(self) -> Any:
+        """The validation grid with reference values, this rank's share (empty when the problem has no reference)."""
+        trainer = self._attached_trainer()
+        world = trainer.world_size if trainer is not None else 1
+        return self.validation.loader(world, self.global_rank)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Update ``val/rel_l2_<field>`` on a batch of the grid; gradients are enabled for subclasses."""
@@ -656,7 +561,7 @@ class PINNModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the optimizer phase and precision, the problem's fingerprint and point counts, the collocation
         state (streams and current points), the balancer's, the causal schedule's and the divergence rule's state."""
-        checkpoint["lightning_pinn"] = {"phase": self.phase, "float64": self.dtype == torch.float64,
+        checkpoint["lightning_pinn"] = {"phase": self.phases.index, "float64": self.dtype == torch.float64,
                                         "problem": self.problem.fingerprint(),
                                         "point_counts": self.problem.point_counts(),
                                         "collocation": self.collocation.state_dict(),
@@ -668,20 +573,22 @@ class PINNModule(pl.LightningModule):
 
         A float64 checkpoint makes the module float64 in any phase. When resuming a fit (a trainer
         is attached), the checkpoint must hold the same problem (its fingerprint; else a
-        ``ConfigError`` lists the differences); changed point counts draw the points anew from the
-        sampler streams; optimizer settings changed in the config since the checkpoint was written
-        (e.g. a smaller learning rate) replace the checkpoint's, and say so; the step count is
-        carried over from the other optimization loop if the checkpoint was written under it.
-        Loading for inference (``load_from_checkpoint``) checks nothing of this.
+        ``ConfigError`` lists the differences) and a phase this run has; changed point counts draw
+        the points anew from the sampler streams; optimizer settings changed in the config since
+        the checkpoint was written (e.g. a smaller learning rate) replace the checkpoint's, and say
+        so. Loading for inference (``load_from_checkpoint``) checks nothing of this.
         """
-        resuming = self._trainer is not None
-        if resuming:
-            carry_step_count(checkpoint, self.automatic_optimization)
+        resuming = self._attached_trainer() is not None
         state = checkpoint.get("lightning_pinn")
         if not state:
             return
-        self.phase = state["phase"]
-        if state.get("float64") or (self.phase == "lbfgs" and self.lbfgs_float64 is True):
+        index = state["phase"]
+        if not isinstance(index, int) or not 0 <= index < len(self.phases.phases):
+            raise ConfigError(f"ckpt_path: the checkpoint is in phase {index!r}, which this run's phases "
+                              f"{[p.name for p in self.phases.phases]} do not have (checkpoints written before "
+                              "optimizer phases cannot resume; load their weights with load_from_checkpoint)")
+        self.phases.index = index
+        if state.get("float64") or self.phases.current.float64:
             self.to(torch.float64)  # before the weights are loaded, so that they load in float64
         redraw = False
         if resuming:
@@ -724,9 +631,10 @@ class PINNModule(pl.LightningModule):
     def _override_optimizer_settings(self, checkpoint: dict[str, Any]) -> None:
         """Put the config's optimizer settings into the checkpoint's optimizer state where they changed since it was
         written (a resumed optimizer would otherwise keep the old learning rate, which ``load_state_dict`` restores)."""
-        name, default = ("lbfgs", DEFAULT_LBFGS) if self.phase == "lbfgs" else ("optimizer", DEFAULT_OPTIMIZER)
-        old = (checkpoint.get("hyper_parameters") or {}).get(name) or default
-        new = self.hparams.get(name) or default
+        name = self.phases.current.name
+        stored = (checkpoint.get("hyper_parameters") or {}).get("phases") or {}
+        old = (stored.get(name) or {}).get("optimizer") if isinstance(stored, Mapping) else None
+        new = self.phases.current.to_config()["optimizer"]
         if not isinstance(old, Mapping) or not isinstance(new, Mapping) or old.get("_target_") != new.get("_target_"):
             return
         changed = {k: v for k, v in new.items() if k not in SPECIAL_KEYS and old.get(k, _MISSING) != v}
@@ -745,7 +653,7 @@ class PINNModule(pl.LightningModule):
                     if key in scheduler:
                         scheduler[key] = [changed["lr"]] * len(scheduler[key])
         if said:
-            rank_zero_info(f"lightning-pinn: resuming with {name} " + ", ".join(dict.fromkeys(said)) +
+            rank_zero_info(f"lightning-pinn: resuming phase {name} with " + ", ".join(dict.fromkeys(said)) +
                            ", as the config now says")
 
     @classmethod
@@ -824,45 +732,24 @@ def _differences(old: Any, new: Any, key: str) -> list[str]:
     return [f"{key}: {show(old)} in the checkpoint, {show(new)} now"]
 
 
-def check_lbfgs_float64(plugin: Any, world_size: int) -> None:
-    """Refuse ``lbfgs_float64`` where converting the module cannot give float64 arithmetic (autocast to
-    16 bits) or is not supported (DDP, whose gradient buckets keep their dtype)."""
-    precision = str(getattr(plugin, "precision", ""))
-    if precision not in ("32-true", "32", "64-true", "64"):
-        raise ConfigError(f"lbfgs_float64: needs trainer.precision=32-true (the Adam phase in float32, L-BFGS in "
-                         f"float64), but the precision is {precision!r}")
-    if world_size > 1:
-        raise ConfigError("lbfgs_float64: not supported with more than one process (DDP keeps its gradient buffers "
-                         "in the dtype it started with); use trainer.precision=64-true for the whole run")
-
-
-def check_lbfgs_precision(plugin: Any) -> None:
-    """Raise a ValueError saying what to use instead when the precision plugin scales the loss (``16-mixed``)."""
-    if getattr(plugin, "scaler", None) is not None:
-        raise ConfigError(
-            "lbfgs_from_step: L-BFGS cannot run with trainer.precision=16-mixed, whose dynamic loss scaling "
-            "breaks its line search (Lightning: 'AMP and the LBFGS optimizer are not compatible'). Use "
-            "trainer.precision=32-true or 64-true (best for L-BFGS), bf16-mixed, or set lbfgs_from_step=null."
-        )
-
-
-def _probe_optimizers(optimizer: Any, scheduler: Any, lbfgs: Any) -> None:
-    """Build each optimizer (and the scheduler) once on a stand-in parameter, so that a bad setting (``lr=-1``)
-    is a ConfigError naming its key now rather than an error when training starts."""
-    probe = [nn.Parameter(torch.zeros(1))]
-    for key, factory in (("optimizer", optimizer), ("lbfgs", lbfgs)):
-        if factory is None:
-            continue
-        try:
-            built = factory(probe)
-            if key == "optimizer" and scheduler is not None:
-                key = "scheduler"
-                scheduler(built)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError) as err:
-            name = getattr(getattr(factory, "func", factory), "__qualname__", "it")
-            raise ConfigError(f"{key}: {name} refused its arguments: {' '.join(str(err).split())}") from err
+def _check_phases(phases: Phases, trainer: pl.Trainer) -> None:
+    """Refuse phases the trainer cannot run: a line search under 16-bit autocast or loss scaling, float64 under
+    autocast or DDP, a last phase without end in a run without ``max_steps`` or ``max_time``."""
+    precision = str(trainer.precision)
+    for phase in phases.phases:
+        key = f"phases.{phase.name}"
+        if phase.line_search and precision not in ("32-true", "32", "64-true", "64"):
+            raise ConfigError(f"{key}: a line-search optimizer needs an exact loss, and trainer.precision={precision} "
+                              "rounds it to 16 bits; use trainer.precision=64-true (best) or 32-true")
+        if phase.float64 and precision not in ("32-true", "32", "64-true", "64"):
+            raise ConfigError(f"{key}.float64: needs trainer.precision=32-true or 64-true, but it is {precision!r}")
+        if phase.float64 and trainer.world_size > 1:
+            raise ConfigError(f"{key}.float64: not supported with more than one process (DDP keeps its gradient "
+                              "buffers in the dtype it started with); use trainer.precision=64-true for the whole run")
+    timed = any(isinstance(callback, Timer) for callback in trainer.callbacks)
+    if not phases.ends and trainer.max_steps in (-1, None) and not timed:
+        raise ConfigError(f"phases.{phases.phases[-1].name}: the last phase runs until training ends, but the trainer "
+                          "has neither max_steps nor max_time; set trainer.max_steps or trainer.max_time")
 
 
 def _check_net(net: nn.Module, problem: Problem) -> None:
@@ -885,19 +772,3 @@ def _check_net(net: nn.Module, problem: Problem) -> None:
             f"net: maps (N, {problem.n_coords}) points to {shape}, but the problem has {problem.n_fields} "
             f"field(s) {list(problem.fields)}: expected (N, {problem.n_fields})"
         )
-
-
-def _grid_sizes(value: int | Mapping[str, int], problem: Problem) -> list[int]:
-    value = to_plain(value)
-    if isinstance(value, Mapping):
-        unknown = set(value) - set(problem.coords)
-        missing = set(problem.coords) - set(value)
-        if unknown or missing:
-            raise ConfigError(f"validation_grid: expected a size for each of {list(problem.coords)} but got {dict(value)}")
-        sizes = [value[c] for c in problem.coords]
-    else:
-        sizes = [value] * problem.n_coords
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-            raise ConfigError(f"validation_grid: expected integers >= 2 but got {value!r}")
-    return sizes

@@ -103,6 +103,7 @@ class PhysicsLoss(pl.Callback):
         """Residuals to the loss (``losses.weighted``), as in ``PINNModule``."""
         self._module: pl.LightningModule | None = None
         self._original_step: Any = None
+        self._wrapped = False
 
     # ----- the physics -------------------------------------------------------------------------
 
@@ -147,7 +148,8 @@ class PhysicsLoss(pl.Callback):
     # ----- Lightning hooks ---------------------------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Check the module against the problem and wrap its ``training_step``."""
+        """Check the module against the problem and wrap its ``training_step`` (not under manual optimization,
+        where the module adds :meth:`compute` to its loss itself)."""
         if stage != "fit" or self._module is not None:
             return
         if trainer.world_size > 1:
@@ -159,6 +161,9 @@ class PhysicsLoss(pl.Callback):
                 {k: nn.Parameter(torch.tensor(v)) for k, v in self.problem.learnable.items()}
             )
         self._module, self._original_step = pl_module, pl_module.__dict__.get("training_step")
+        self._wrapped = pl_module.automatic_optimization
+        if not self._wrapped:  # the module steps its optimizer itself and adds compute() to its loss
+            return
         original = pl_module.training_step
         physics = self
 
@@ -177,9 +182,9 @@ class PhysicsLoss(pl.Callback):
         """Restore the module's own ``training_step``."""
         if self._module is None:
             return
-        if self._original_step is None:
+        if self._wrapped and self._original_step is None:
             del self._module.training_step
-        else:
+        elif self._wrapped:
             self._module.training_step = self._original_step
         self._module = self._original_step = None
 
@@ -196,7 +201,8 @@ class PhysicsLoss(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
         module = self._module
-        if module is not None and module._trainer is not None and module.trainer.world_size > 1 and module.global_rank:
+        trainer = _attached(module) if module is not None else None
+        if trainer is not None and trainer.world_size > 1 and module.global_rank:
             self.collocation.replay(state_dict["collocation"])  # the checkpoint holds rank 0's streams only
         else:
             self.collocation.load_state_dict(state_dict["collocation"])
@@ -245,21 +251,24 @@ class PhysicsLoss(pl.Callback):
             )
 
 
+def _attached(module: pl.LightningModule) -> pl.Trainer | None:
+    """The host's trainer, or None when it is not attached (Lightning's ``trainer`` raises then)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
+
+
 def _optimizers(module: pl.LightningModule) -> list[Any]:
     """The host's optimizers when it is attached to a trainer, else none."""
-    try:
-        return list(module.trainer.optimizers)
-    except RuntimeError:  # not attached
-        return []
+    trainer = _attached(module)
+    return [] if trainer is None else [getattr(o, "optimizer", o) for o in trainer.optimizers]
 
 
 def _rank_mean(module: pl.LightningModule) -> Any:
     """A mean over DDP ranks for decisions every rank must share, or None in one process."""
-    try:
-        trainer = module.trainer
-    except RuntimeError:
-        return None
-    if trainer.world_size == 1:
+    trainer = _attached(module)
+    if trainer is None or trainer.world_size == 1:
         return None
     return lambda value: trainer.strategy.reduce(value, reduce_op="mean")
 

@@ -21,8 +21,9 @@ def logs_this_step(module: pl.LightningModule) -> bool:
     loggers), on the first and the last step of ``max_steps``, when the trainer is stopping, in
     ``fast_dev_run``, and outside a trainer.
     """
-    trainer = module._trainer
-    if trainer is None:
+    try:
+        trainer = module.trainer
+    except RuntimeError:  # not attached
         return True
     step = module.global_step
     if step == 0 or trainer.fast_dev_run or trainer.should_stop:
