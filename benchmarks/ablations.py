@@ -83,7 +83,7 @@ ABLATIONS = [
         why="advection beta=30 with an exact initial value: the residual must be learned forward in time",
     ),
     Ablation(
-        "adaptive_sampling", "burgers",
+        "adaptive_sampling", "burgers_lbfgs",
         budget=[*ADAM_ONLY, "trainer.max_steps=3000", "problem.collocation_points=1000", "trainer.precision=32-true"],
         baseline=["callbacks=default"],
         variants={"rad": ["callbacks=rad", "callbacks.rad.every=250"],
@@ -91,7 +91,7 @@ ABLATIONS = [
         why="Burgers with 1,000 points: the shock needs points where the residual is large (Wu et al. 2023)",
     ),
     Ablation(
-        "adaptive_sampling_lbfgs", "burgers",
+        "adaptive_sampling_lbfgs", "burgers_lbfgs",
         budget=["problem.collocation_points=1000"],
         baseline=["callbacks=default"],
         variants={"rad": ["callbacks=rad", "callbacks.rad.every=100"],

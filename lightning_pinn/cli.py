@@ -181,6 +181,10 @@ def check_trainer_config(trainer_cfg: DictConfig) -> None:
 
 def _build(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
     """Hydra-instantiate a part of the run's own config; its constructor's errors become one-line ConfigErrors."""
+    if not isinstance(cfg, DictConfig) or "_target_" not in cfg:
+        shown = sorted(cfg) if isinstance(cfg, DictConfig) else repr(cfg)
+        raise ConfigError(f"{key}: expected a config with _target_ but got {shown} (options for a {key.split('.')[0]} "
+                          "entry that is not selected?)")
     try:
         return instantiate(cfg, **kwargs)
     except ConfigError as err:

@@ -268,3 +268,30 @@ def test_rar_warns_that_a_compiled_loss_recompiles_at_every_round():
     module = PINNModule(ode(), net(), compile=True)
     with pytest.warns(UserWarning, match=r"RAR: the loss is compiled for a fixed number of points"):
         RAR().setup(fake_trainer(), module, "fit")
+
+
+def test_rad_rounds_only_in_the_named_phases_and_a_quasi_newton_phase_keeps_its_curvature(tmp_path):
+    from lightning_pinn.optim import QuasiNewton
+
+    phases = {"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "steps": 3},
+              "quasi_newton": {"optimizer": {"_target_": "lightning_pinn.optim.QuasiNewton", "max_iter": 2}}}
+    module = PINNModule(ode(points=64), net(), phases=phases)
+    rounds = []
+    original = module.points_changed
+
+    def points_changed():
+        optimizer = module.optimizers().optimizer
+        before = optimizer.state[next(module.parameters())].get("H")
+        original()
+        rounds.append((module.global_step, type(optimizer).__name__,
+                       before is not None and optimizer.state[next(module.parameters())]["H"] is before))
+
+    module.points_changed = points_changed
+    rad = RAD(every=2, candidates=256, phases=["quasi_newton"])
+    small_trainer(tmp_path, max_steps=8, precision="64-true", callbacks=[rad]).fit(module)
+    assert rounds == [(4, "QuasiNewton", True), (6, "QuasiNewton", True)]  # not at step 2, in the Adam phase
+    assert isinstance(module.optimizers().optimizer, QuasiNewton)
+    with pytest.raises(ValueError, match=r"^RAD: phases: \['lbfgs'\] are not phases of the module; its phases are "
+                                         r"\['adam', 'quasi_newton'\]$"):
+        small_trainer(tmp_path, max_steps=1, callbacks=[RAD(every=2, candidates=256, phases=["lbfgs"])]).fit(
+            PINNModule(ode(points=64), net(), phases=phases))

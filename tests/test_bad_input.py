@@ -39,7 +39,7 @@ CASES = {
     "bad bound": (["problem.coords.x=[a,1]"], "error: problem.coords.x[0]: expected a finite number but got 'a'"),
     "bad parameter": (["problem.params.nu=abc"], "error: problem.params.nu: expected a finite number but got 'abc'"),
     "nan parameter": (["problem.params.nu=nan"], "error: problem.params.nu: expected a finite number but got nan"),
-    "bad weight": (["+problem.conditions.initial.weight=heavy"],
+    "bad weight": (["problem.conditions={initial: {region: 't=0', residual: u, weight: heavy}}"],
                    "error: problem.conditions.initial.weight: expected a finite number but got 'heavy'"),
     "typo'd top-level key": (["+problem.equation={x: u}"],
                              "error: problem: unknown keys ['equation']; expected keys among ['collocation_points', "

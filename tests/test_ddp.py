@@ -22,8 +22,8 @@ def test_ddp_cpu_two_processes(tmp_path):
     overrides = [
         "experiment=burgers", "trainer=ddp_cpu", "logger=csv", f"hydra.run.dir={tmp_path}",
         "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false",
-        "optimizer.phases.adam.steps=3", "~optimizer.phases.lbfgs",  # a quasi-Newton phase after 3 Adam steps
-        "+optimizer.phases.quasi_newton={optimizer: {_target_: lightning_pinn.optim.QuasiNewton, max_iter: 3}}",
+        "optimizer.phases.adam.steps=3", "optimizer.phases.quasi_newton.optimizer.max_iter=3",  # then quasi-Newton
+        "model.compile=false",
         "problem.collocation_points=128", "net.width=8", "net.depth=2", "model.validation_grid={x: 33, t: 11}",
         "+problem.learnable={lam: 1.0}", "problem.equations.burgers='u_t + lam*u*u_x - nu*u_xx'",
         "+callbacks.probe._target_=ddp_probe.RankProbe", f"+callbacks.probe.dirpath={probe}",

@@ -90,8 +90,12 @@ class _ResidualSampling(pl.Callback):
 
     name = "adaptive sampling"
 
-    def __init__(self, every: int, candidates: int, point_set: str, seed: int, sampler: str, batch_size: int):
+    def __init__(self, every: int, candidates: int, point_set: str, seed: int, sampler: str, batch_size: int,
+                 phases: Any = None):
         self.every = _positive_int(f"{self.name}: every", every)
+        if phases is not None and (isinstance(phases, str) or not all(isinstance(p, str) for p in phases)):
+            raise ConfigError(f"{self.name}: phases: expected a list of phase names or null but got {phases!r}")
+        self.phases = None if phases is None else list(phases)
         self.candidates = _positive_int(f"{self.name}: candidates", candidates)
         self.batch_size = _positive_int(f"{self.name}: batch_size", batch_size)
         if not isinstance(point_set, str):
@@ -133,6 +137,10 @@ class _ResidualSampling(pl.Callback):
         if self.point_set not in sets:
             raise ConfigError(f"{self.name}: point_set: {self.point_set!r} is not a point set of the problem; "
                              f"valid names are {list(sets)}")
+        names = [phase.name for phase in pl_module.phases.phases]
+        unknown = [name for name in self.phases or [] if name not in names]
+        if unknown:
+            raise ConfigError(f"{self.name}: phases: {unknown} are not phases of the module; its phases are {names}")
         if pl_module.resample_every:
             raise ConfigError(
                 f"{self.name}: the module redraws its points every resample_every={pl_module.resample_every} "
@@ -193,7 +201,8 @@ class _ResidualSampling(pl.Callback):
         """Every ``every`` steps (not at step 0), change this rank's points of ``point_set``; log counts."""
         step = trainer.global_step
         collocation = pl_module.collocation
-        if step > 0 and step % self.every == 0 and self.done_at != step:
+        in_phase = self.phases is None or pl_module.phases.phases[pl_module.phases.index_at(step)].name in self.phases
+        if step > 0 and step % self.every == 0 and self.done_at != step and in_phase:
             points = collocation.current(pl_module.device, pl_module.dtype)  # draws them if there are none yet
             new = self._refine(pl_module, points[self.point_set], step)
             self.done_at = step
@@ -258,7 +267,8 @@ class RAD(_ResidualSampling):
     callback's own streams (the module's streams are not consumed, and no candidate stream is one
     of the module's: see ``lightning_pinn.points`` for the seed tree). Under DDP, rank ``r`` draws
     from its own streams and replaces only its own points: no communication; a resume replays each
-    rank's streams to where they stood. Rounds in the L-BFGS phase clear L-BFGS's history.
+    rank's streams to where they stood. After a round the module tells its optimizer
+    (``PINNModule.points_changed``): a quasi-Newton phase keeps its curvature, L-BFGS starts anew.
 
     The module must not redraw points itself (``resample_every=0``, checked at setup): its draw
     runs after this callback and would throw the adapted points away. Rounds start at step
@@ -277,6 +287,8 @@ class RAD(_ResidualSampling):
             has its own streams of it (``lightning_pinn.points.stream_seed``).
         sampler: how candidates are drawn: ``uniform`` (Wu et al.), ``lhs``, ``sobol`` or ``halton``.
         batch_size: candidates per residual evaluation (bounds the memory of the derivative graph).
+        phases: names of the optimizer phases in which rounds happen (``None``: all), e.g.
+            ``[quasi_newton]``: every ``every`` steps of the quasi-Newton phase only.
 
     Example:
         >>> rad = RAD(every=1000, candidates=100_000)
@@ -286,8 +298,9 @@ class RAD(_ResidualSampling):
     name = "RAD"
 
     def __init__(self, every: int = 1000, candidates: int = 100_000, k: float = 1.0, c: float = 1.0,
-                 point_set: str = "interior", seed: int = 0, sampler: str = "uniform", batch_size: int = 8192):
-        super().__init__(every, candidates, point_set, seed, sampler, batch_size)
+                 point_set: str = "interior", seed: int = 0, sampler: str = "uniform", batch_size: int = 8192,
+                 phases: Any = None):
+        super().__init__(every, candidates, point_set, seed, sampler, batch_size, phases)
         self.k = _non_negative_float("RAD: k", k)
         self.c = _non_negative_float("RAD: c", c)
 
@@ -335,8 +348,9 @@ class RAR(_ResidualSampling):
     name = "RAR"
 
     def __init__(self, every: int = 1000, candidates: int = 10_000, add: int = 100, point_set: str = "interior",
-                 max_points: int | None = None, seed: int = 0, sampler: str = "uniform", batch_size: int = 8192):
-        super().__init__(every, candidates, point_set, seed, sampler, batch_size)
+                 max_points: int | None = None, seed: int = 0, sampler: str = "uniform", batch_size: int = 8192,
+                 phases: Any = None):
+        super().__init__(every, candidates, point_set, seed, sampler, batch_size, phases)
         self.add = _positive_int("RAR: add", add)
         if self.add > self.candidates:
             raise ConfigError(f"RAR: add={add} must be at most candidates={candidates}")

@@ -743,7 +743,7 @@ def _check_phases(phases: Phases, trainer: pl.Trainer) -> None:
                               "rounds it to 16 bits; use trainer.precision=64-true (best) or 32-true")
         if phase.float64 and precision not in ("32-true", "32", "64-true", "64"):
             raise ConfigError(f"{key}.float64: needs trainer.precision=32-true or 64-true, but it is {precision!r}")
-        if phase.float64 and trainer.world_size > 1:
+        if phase.float64 and trainer.world_size > 1 and precision not in ("64-true", "64"):
             raise ConfigError(f"{key}.float64: not supported with more than one process (DDP keeps its gradient "
                               "buffers in the dtype it started with); use trainer.precision=64-true for the whole run")
     timed = any(isinstance(callback, Timer) for callback in trainer.callbacks)
