@@ -91,9 +91,8 @@ def choose_engine(choice: str, net: nn.Module | None, n_coords: int, why_not_net
 
     ``auto`` takes jets when the network supports them and they are the faster engine: when the
     loss is compiled, or when some term needs a derivative of order 3 or more. For eager runs up
-    to order 2 nested autograd was faster (``python benchmarks/step_time.py``, 10,000 points,
-    2-core CPU: Burgers 29 ms autograd, 39 ms eager jets, 19 ms compiled jets; 4th-order
-    Kuramoto-Sivashinsky 268 ms autograd, 101 ms eager jets, 25 ms compiled jets).
+    to order 2 nested autograd was faster (``python benchmarks/step_time.py`` measures the engines;
+    its results are in ``benchmarks/results/step_time.json``).
 
     Args:
         choice: ``auto``, ``autograd`` or ``jets``.

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch import Tensor, nn
 
 from lightning_pinn.allowlist import check_targets, trusting
-from lightning_pinn.config import SPECIAL_KEYS, build, config_of, to_plain
+from lightning_pinn.config import build, config_of, to_plain
 from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
 from lightning_pinn.errors import ConfigError, DivergenceError, NonFiniteLossError, at, subkey
 from lightning_pinn.geometry.samplers import METHODS
@@ -26,6 +26,7 @@ from lightning_pinn.lightning.checkpoints import last_good, read_checkpoint
 from lightning_pinn.lightning.compiled import CompiledLoss
 from lightning_pinn.lightning.divergence import build_divergence
 from lightning_pinn.lightning.metrics import RelativeL2Error
+from lightning_pinn.lightning.resume import apply_optimizer_settings, check_same_problem, point_count_changes
 from lightning_pinn.lightning.step_logging import lightning_writes, logs_this_step
 from lightning_pinn.lightning.validation import ValidationGrid
 from lightning_pinn.losses import CausalWeighting, WeightedLoss
@@ -592,9 +593,15 @@ class PINNModule(pl.LightningModule):
             self.to(torch.float64)  # before the weights are loaded, so that they load in float64
         redraw = False
         if resuming:
-            self._check_same_problem(state)
-            redraw = self._points_changed(state)
-            self._override_optimizer_settings(checkpoint)
+            check_same_problem(state.get("problem"), self.problem)
+            changes = point_count_changes(state.get("point_counts"), self.problem)
+            if changes:
+                redraw = True
+                rank_zero_info(f"lightning-pinn: point counts changed since the checkpoint ({changes}); every point set "
+                               "is drawn anew from its sampler stream")
+            said = apply_optimizer_settings(checkpoint, self.phases.current)
+            if said:
+                rank_zero_info(f"lightning-pinn: resuming phase {self.phase} with {said}, as the config now says")
         if not redraw:
             if resuming and self.trainer.world_size > 1 and self.global_rank != 0:
                 self.collocation.replay(state["collocation"])  # the checkpoint holds rank 0's streams only
@@ -603,58 +610,6 @@ class PINNModule(pl.LightningModule):
         self.weighted_loss.load_state_dict(state)
         if self.divergence is not None and state.get("divergence") is not None:
             self.divergence.load_state_dict(state["divergence"])
-
-    def _check_same_problem(self, state: Mapping[str, Any]) -> None:
-        """Refuse to resume a checkpoint of another problem, listing the differences."""
-        stored = state.get("problem")
-        if stored is None:
-            rank_zero_info("lightning-pinn: this checkpoint predates problem fingerprints; resuming without checking "
-                           "that it holds the same problem")
-            return
-        differences = _differences(stored, self.problem.fingerprint(), "problem")
-        if differences:
-            raise ConfigError(
-                f"ckpt_path: the checkpoint was trained on another problem ({'; '.join(differences)}); resume with "
-                "the problem it was trained on, or load its weights for inference with PINNModule.load_from_checkpoint")
-
-    def _points_changed(self, state: Mapping[str, Any]) -> bool:
-        """Whether the point counts differ from the checkpoint's; if so say that the points are drawn anew."""
-        stored, now = state.get("point_counts"), self.problem.point_counts()
-        if stored is None or dict(stored) == now:
-            return False
-        changes = ", ".join(f"{name}: {stored.get(name)} -> {count}" for name, count in now.items()
-                            if stored.get(name) != count)
-        rank_zero_info(f"lightning-pinn: point counts changed since the checkpoint ({changes}); every point set is "
-                       "drawn anew from its sampler stream")
-        return True
-
-    def _override_optimizer_settings(self, checkpoint: dict[str, Any]) -> None:
-        """Put the config's optimizer settings into the checkpoint's optimizer state where they changed since it was
-        written (a resumed optimizer would otherwise keep the old learning rate, which ``load_state_dict`` restores)."""
-        name = self.phases.current.name
-        stored = (checkpoint.get("hyper_parameters") or {}).get("phases") or {}
-        old = (stored.get(name) or {}).get("optimizer") if isinstance(stored, Mapping) else None
-        new = self.phases.current.to_config()["optimizer"]
-        if not isinstance(old, Mapping) or not isinstance(new, Mapping) or old.get("_target_") != new.get("_target_"):
-            return
-        changed = {k: v for k, v in new.items() if k not in SPECIAL_KEYS and old.get(k, _MISSING) != v}
-        said = []
-        for optimizer_state in checkpoint.get("optimizer_states") or []:
-            for group in optimizer_state.get("param_groups", []):
-                for key, value in changed.items():
-                    if key in group:
-                        group[key] = value
-                        if key == "lr" and "initial_lr" in group:
-                            group["initial_lr"] = value
-                        said.append(f"{key}={value!r} (the checkpoint had {old.get(key, '?')!r})")
-        if "lr" in changed:
-            for scheduler in checkpoint.get("lr_schedulers") or []:
-                for key in ("base_lrs", "_last_lr"):
-                    if key in scheduler:
-                        scheduler[key] = [changed["lr"]] * len(scheduler[key])
-        if said:
-            rank_zero_info(f"lightning-pinn: resuming phase {name} with " + ", ".join(dict.fromkeys(said)) +
-                           ", as the config now says")
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = None, hparams_file: Any = None,
@@ -713,23 +668,6 @@ class PINNModule(pl.LightningModule):
                                                     weights_only=True, **kwargs)
             except ConfigError as err:
                 raise err.within(subkey(key, "hyper_parameters")) from err
-
-
-_MISSING = object()
-
-
-def _differences(old: Any, new: Any, key: str) -> list[str]:
-    """Where two fingerprints differ, as ``key: old in the checkpoint, new now`` lines."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out = []
-        for name in dict.fromkeys([*old, *new]):
-            out += _differences(old.get(name, _MISSING), new.get(name, _MISSING), f"{key}.{name}")
-        return out
-    if old == new:
-        return []
-    def show(value: Any) -> str:
-        return "absent" if value is _MISSING else repr(value)
-    return [f"{key}: {show(old)} in the checkpoint, {show(new)} now"]
 
 
 def _check_phases(phases: Phases, trainer: pl.Trainer) -> None:

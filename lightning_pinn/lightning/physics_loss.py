@@ -16,11 +16,11 @@ from torch import Tensor, nn
 from lightning_pinn.config import build
 from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine
 from lightning_pinn.errors import ConfigError
-from lightning_pinn.points import Collocation
 from lightning_pinn.lightning.step_logging import logs_this_step
-from lightning_pinn.nets import ConstrainedNet
-from lightning_pinn.problem.spec import Problem
 from lightning_pinn.losses import WeightedLoss
+from lightning_pinn.nets import ConstrainedNet
+from lightning_pinn.points import Collocation
+from lightning_pinn.problem.spec import Problem
 from lightning_pinn.residuals import max_order, parameter_values, prepare_engine, residuals
 
 FieldsFn = Callable[[pl.LightningModule, Tensor], Tensor]

@@ -1,12 +1,10 @@
 """When a training step logs its per-step metrics: on the steps whose metrics reach the loggers.
 
-Each ``LightningModule.log`` call costs about half a millisecond on a CPU (Lightning moves and
-checks its result metric every call; ``python benchmarks/lightning_overhead.py``), so a step
-that logs its loss terms every time spends several percent of a 20 ms step on values that the
-loggers never see: Lightning hands step metrics to them every ``Trainer(log_every_n_steps=...)``
-steps only. These steps log where
-Lightning writes, plus the first and the last (so that ``trainer.callback_metrics`` holds
-values after any run). The progress bar's loss is refreshed on those steps too.
+Each ``LightningModule.log`` call has a cost (Lightning moves and checks its result metric every
+call; ``python benchmarks/lightning_overhead.py`` measures it), and Lightning hands step metrics to
+the loggers only every ``Trainer(log_every_n_steps=...)`` steps. So the module logs on those steps,
+plus the first and the last (so that ``trainer.callback_metrics`` holds values after any run). The
+progress bar's loss is refreshed on those steps too.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import line_search
-
 from torch import Tensor
 from torch.optim import Optimizer
 
