@@ -1,0 +1,95 @@
+"""What a user's own problem gets from the root defaults: ``train.py problem=<name>`` with no other option.
+
+    python benchmarks/root_defaults.py --problems heat helmholtz poisson_holes kdv --minutes 5 --parallel 2
+
+Each zoo problem (its YAML alone, none of its experiment's tuning) is trained under each recipe,
+every run capped at the same wall time, in a fresh process, and scored against the problem's
+reference (``val/rel_l2_<field>`` of ``metrics.json``):
+
+- ``adam``: Adam at lr 1e-3 until the cap (the root default before 2026-12-06, which stopped at
+  2,000 steps; here it gets the whole budget);
+- ``defaults``: the root defaults as they are now (``conf/train.yaml``).
+
+With ``--parallel 2`` two runs share the machine, one torch thread each. Writes
+``benchmarks/results/root_defaults.json`` and ``root_defaults.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+RECIPES = {
+    "adam": ["optimizer=adam", "trainer.max_steps=1000000"],
+    "defaults": [],
+}
+
+
+def run(problem: str, recipe: str, minutes: float, seed: int, threads: int, out: Path) -> dict:
+    """One run of ``train.py problem=<problem>`` under ``recipe``; its metrics and wall time."""
+    run_dir = out / f"{problem}_{recipe}_seed{seed}"
+    seconds = int(minutes * 60)
+    command = [sys.executable, "train.py", f"problem={problem}", f"seed={seed}", "logger=csv",
+               "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}",
+               f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}", *RECIPES[recipe]]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        return {"problem": problem, "recipe": recipe, "seed": seed, "error": result.stderr.strip().splitlines()[-1:]}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    errors = {k.removeprefix("val/rel_l2_"): v for k, v in metrics.items() if k.startswith("val/rel_l2_")}
+    return {"problem": problem, "recipe": recipe, "seed": seed, "rel_l2": errors, "steps": metrics["global_step"],
+            "train_seconds": metrics["train_seconds"], "wall_seconds": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problems", nargs="+", default=["heat", "helmholtz", "poisson_holes", "kdv"])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parallel", type=int, default=1)
+    args = parser.parse_args()
+    out = REPO / "outputs" / "root_defaults" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    jobs = [(p, r) for p in args.problems for r in args.recipes]
+    threads = 1 if args.parallel > 1 else 2
+    with ThreadPoolExecutor(args.parallel) as pool:
+        rows = list(pool.map(lambda job: run(*job, args.minutes, args.seed, threads, out), jobs))
+
+    lines = ["| problem | " + " | ".join(f"`{r}`: rel. L2 (steps)" for r in args.recipes) + " |",
+             "|---|" + "---|" * len(args.recipes)]
+    for problem in args.problems:
+        cells = []
+        for recipe in args.recipes:
+            row = next(r for r in rows if r["problem"] == problem and r["recipe"] == recipe)
+            if "error" in row:
+                cells.append(f"failed: {' '.join(row['error'])}")
+            else:
+                cells.append(", ".join(f"{k} {v:.2e}" for k, v in row["rel_l2"].items()) + f" ({row['steps']:,})")
+        lines.append(f"| {problem} | " + " | ".join(cells) + " |")
+    import torch
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s) per run, torch {torch.__version__}"
+    command = "python benchmarks/root_defaults.py " + " ".join(sys.argv[1:])
+    header = (f"Measured {time.strftime('%Y-%m-%d')} on {machine}, {args.parallel} run(s) at a time, seed {args.seed}, "
+              f"{args.minutes:g} minutes each; `{command}`.\n\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "root_defaults.md").write_text(header + "\n".join(lines) + "\n")
+    (RESULTS / "root_defaults.json").write_text(json.dumps({"command": command, "machine": machine, "rows": rows},
+                                                           indent=1))
+    print(header + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
