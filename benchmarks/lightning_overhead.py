@@ -38,14 +38,21 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import json
 import logging
+import os
+import platform
 import statistics
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 from step_time import LightningSteps, build_ours, make_points
 
+RESULTS = Path(__file__).resolve().parent / "results"
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 """glibc's ``mallopt`` parameters (malloc.h)."""
 
@@ -69,6 +76,8 @@ def main() -> None:
                         help="compiled: jets + compile, float32; experiment: experiment=burgers's autograd in float64")
     parser.add_argument("--malloc", choices=["steady", "default"], default="steady",
                         help="steady: glibc keeps freed heap (see above); default: glibc's own behaviour")
+    parser.add_argument("--output", type=Path, default=RESULTS / "lightning_overhead.json",
+                        help="where to write every round's times (JSON)")
     args = parser.parse_args()
     malloc = "glibc default"
     if args.malloc == "steady":
@@ -88,6 +97,7 @@ def main() -> None:
                         f"torch {torch.__version__}, {malloc}")
     for column in ("points", "bare", "lightning", "excess", "log every step", "excess"):
         table.add_column(column, justify="right")
+    rows = []
     for n in args.points:
         points = make_points("burgers", n).astype(dtype)
         bare = build_ours("autograd" if experiment else "jets+compile", "burgers", points, 20, 8)
@@ -113,7 +123,16 @@ def main() -> None:
         bare_ms = statistics.median([ms for name in names for ms in paired[name]])
         table.add_row(f"{n:,}", f"{bare_ms:.2f}",
                       *[cell for name in names for cell in (f"{statistics.median(light[name]):.2f}", excess(name))])
+        rows.append({"points": n, "bare_ms": bare_ms, "lightning_ms": light, "paired_bare_ms": paired,
+                     "excess_median": {name: statistics.median(ratios[name]) - 1 for name in names}})
     Console(width=160).print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
+        "command": "python benchmarks/lightning_overhead.py " + " ".join(sys.argv[1:]), "setting": setting,
+        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "torch_threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}, "malloc": malloc,
+        "rounds": args.rounds, "steps_per_round": args.steps, "rows": rows}, indent=1))
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

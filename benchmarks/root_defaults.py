@@ -1,6 +1,6 @@
 """What a user's own problem gets from the root defaults: ``train.py problem=<name>`` with no other option.
 
-    python benchmarks/root_defaults.py --problems heat helmholtz poisson_holes kdv --minutes 5 --parallel 2
+    python benchmarks/root_defaults.py --problems heat helmholtz poisson_holes kdv --seeds 0 1 2 --minutes 3 --parallel 2
 
 Each zoo problem (its YAML alone, none of its experiment's tuning) is trained under each recipe,
 every run capped at the same wall time, in a fresh process, and scored against the problem's
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -53,41 +54,52 @@ def run(problem: str, recipe: str, minutes: float, seed: int, threads: int, out:
             "train_seconds": metrics["train_seconds"], "wall_seconds": wall}
 
 
+def spread(values: list[float]) -> str:
+    """``median (min to max)`` in scientific notation."""
+    if len(values) == 1:
+        return f"{values[0]:.2e}"
+    return f"{statistics.median(values):.2e} ({min(values):.2e} to {max(values):.2e})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", nargs="+", default=["heat", "helmholtz", "poisson_holes", "kdv"])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1)
     args = parser.parse_args()
     out = REPO / "outputs" / "root_defaults" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    jobs = [(p, r) for p in args.problems for r in args.recipes]
+    jobs = [(p, r, seed) for seed in args.seeds for p in args.problems for r in args.recipes]
     threads = 1 if args.parallel > 1 else 2
     with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda job: run(*job, args.minutes, args.seed, threads, out), jobs))
+        rows = list(pool.map(lambda job: run(job[0], job[1], args.minutes, job[2], threads, out), jobs))
 
-    lines = ["| problem | " + " | ".join(f"`{r}`: rel. L2 (steps)" for r in args.recipes) + " |",
+    lines = ["| problem | " + " | ".join(f"`{r}`: rel. L2, median (range) over seeds" for r in args.recipes) + " |",
              "|---|" + "---|" * len(args.recipes)]
     for problem in args.problems:
         cells = []
         for recipe in args.recipes:
-            row = next(r for r in rows if r["problem"] == problem and r["recipe"] == recipe)
-            if "error" in row:
-                cells.append(f"failed: {' '.join(row['error'])}")
-            else:
-                cells.append(", ".join(f"{k} {v:.2e}" for k, v in row["rel_l2"].items()) + f" ({row['steps']:,})")
+            runs = [r for r in rows if r["problem"] == problem and r["recipe"] == recipe]
+            failed = [r for r in runs if "error" in r]
+            if failed:
+                cells.append(f"{len(failed)} failed: {' '.join(failed[0]['error'])}")
+                continue
+            fields = runs[0]["rel_l2"]
+            cells.append("; ".join(f"{k} {spread([r['rel_l2'][k] for r in runs])}" for k in fields)
+                         + f" ({statistics.median(r['steps'] for r in runs):,.0f} steps)")
         lines.append(f"| {problem} | " + " | ".join(cells) + " |")
     import torch
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s) per run, torch {torch.__version__}"
     command = "python benchmarks/root_defaults.py " + " ".join(sys.argv[1:])
-    header = (f"Measured {time.strftime('%Y-%m-%d')} on {machine}, {args.parallel} run(s) at a time, seed {args.seed}, "
+    header = (f"Measured {time.strftime('%Y-%m-%d')} on {machine}, {args.parallel} run(s) at a time, seeds {args.seeds}, "
               f"{args.minutes:g} minutes each; `{command}`.\n\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "root_defaults.md").write_text(header + "\n".join(lines) + "\n")
-    (RESULTS / "root_defaults.json").write_text(json.dumps({"command": command, "machine": machine, "rows": rows},
-                                                           indent=1))
+    record = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"), "minutes": args.minutes,
+              "rows": rows}
+    (RESULTS / "root_defaults.json").write_text(json.dumps(record, indent=1))
     print(header + "\n".join(lines))
 
 

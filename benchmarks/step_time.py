@@ -7,7 +7,7 @@ One Adam step (lr 1e-3, float32) on the PDE residual loss only (mean square per 
 summed) on the same uniform random interior points, with the same tanh network
 (``--width`` x ``--depth``, Glorot-normal weights, no input scaling), for:
 
-- ``autograd``: our nested-autograd engine in a bare loop (``loss_terms`` + backward + Adam);
+- ``autograd``: our nested-autograd engine in a bare loop (``residuals`` + ``WeightedLoss`` + backward + Adam);
 - ``jets``: our forward-mode jets, eager, same loop;
 - ``jets+compile``: the same loss under ``torch.compile`` (compiled before timing);
 - ``hand-written``: a minimal PyTorch loop with nested ``torch.autograd.grad`` written for the problem;
@@ -57,7 +57,8 @@ sys.path.insert(0, str(HERE / "baselines"))
 
 from lightning_pinn import MLP, PINNModule, Problem
 from lightning_pinn.derivatives.engines import AutogradEngine, JetEngine
-from lightning_pinn.residuals import loss_terms, prepare_engine, weighted_total
+from lightning_pinn.losses import WeightedLoss
+from lightning_pinn.residuals import prepare_engine, residuals
 
 PROBLEMS: dict[str, dict] = {
     "burgers": dict(coords={"x": [-1, 1], "t": [0, 1]}, fields=["u"],
@@ -111,8 +112,11 @@ def build_ours(engine: str, problem_name: str, points: np.ndarray, width: int, d
     derivative_engine = AutogradEngine() if engine == "autograd" else JetEngine(net)
     prepare_engine(derivative_engine, problem, x)
 
+    weighted = WeightedLoss(problem)  # the module's loss path: mean squares times the problem's weights
+
     def total(points):
-        return weighted_total(problem, loss_terms(problem, net, points, engine=derivative_engine))
+        return weighted.total(weighted.terms(residuals(problem, net, points, engine=derivative_engine), points),
+                              params=[], step=0)
 
     # the options PINNModule(compile=True) uses on CPU, so the Lightning path and this loop run the same code
     options = {"options": {"cpp_wrapper": True}} if x["interior"].device.type == "cpu" else {}
