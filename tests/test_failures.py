@@ -194,6 +194,20 @@ def test_changed_point_counts_redraw_the_points_and_say_so(tmp_path, burgers_spe
         caplog.text
 
 
+def test_a_checkpoint_from_before_optimizer_phases_does_not_resume_and_says_where_its_weights_are(tmp_path, burgers_spec):
+    burgers = {"_target_": "lightning_pinn.Problem", **burgers_spec}
+    path = fitted_checkpoint(tmp_path, burgers)
+    old = torch.load(path, weights_only=True)
+    old["lightning_pinn"]["phase"] = "lbfgs"  # the named phase of the two-loop module (commit 91b7891)
+    torch.save(old, tmp_path / "old.ckpt")
+    module = PINNModule(burgers, MLP(2, 1, width=8, depth=2))
+    with pytest.raises(ConfigError) as err:
+        small_trainer(tmp_path, max_steps=4).fit(module, ckpt_path=tmp_path / "old.ckpt")
+    assert str(err.value) == ("ckpt_path: the checkpoint is in phase 'lbfgs', which this run's phases ['adam'] do "
+                              "not have (checkpoints written before optimizer phases cannot resume; their weights are "
+                              "torch.load(path, weights_only=True)['state_dict'])")
+
+
 def test_a_float64_checkpoint_loads_as_float64_in_the_adam_phase(tmp_path, burgers_spec):
     burgers = {"_target_": "lightning_pinn.Problem", **burgers_spec}
     module = PINNModule(burgers, {"_target_": "lightning_pinn.MLP", "width": 8, "depth": 2})

@@ -587,7 +587,8 @@ class PINNModule(pl.LightningModule):
         if not isinstance(index, int) or not 0 <= index < len(self.phases.phases):
             raise ConfigError(f"ckpt_path: the checkpoint is in phase {index!r}, which this run's phases "
                               f"{[p.name for p in self.phases.phases]} do not have (checkpoints written before "
-                              "optimizer phases cannot resume; load their weights with load_from_checkpoint)")
+                              "optimizer phases cannot resume; their weights are "
+                              "torch.load(path, weights_only=True)['state_dict'])")
         self.phases.index = index
         if state.get("float64") or self.phases.current.float64:
             self.to(torch.float64)  # before the weights are loaded, so that they load in float64
