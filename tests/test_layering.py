@@ -73,3 +73,12 @@ def test_the_static_check_sees_relative_and_function_level_imports():
     assert {"lightning_pinn.derivatives.jets", "lightning_pinn.problem.spec", "lightning_pinn.nets"} <= set(names)
     assert [n for n in names if n.startswith(FORBIDDEN)] == ["lightning_pinn.derivatives", "lightning_pinn.derivatives.jets",
                                                              "lightning_pinn.nets"]
+
+
+def test_every_subpackage_ships_in_a_non_editable_install():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "lightning_pinn").rglob("__init__.py")}
+    assert found - listed == set()
