@@ -64,6 +64,8 @@ ALLOWED_TARGETS: tuple[str, ...] = (
     # optimizers and phases of the library
     "lightning_pinn.optim.quasi_newton.QuasiNewton",
     "lightning_pinn.optim.phases.Phase",
+    # optimizers of pytorch-optimizer, a dependency
+    "pytorch_optimizer.SOAP",
     # torch optimizers
     *(f"torch.optim.{name}" for name in (
         "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "NAdam", "RAdam", "RMSprop",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import small_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -206,3 +208,50 @@ def test_phases_validate_their_optimizer_and_steps():
         Phases({"lbfgs": None})
     phases = Phases({"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "steps": 10}, "lbfgs": None})
     assert phases.total_steps == 10 and [p.name for p in phases.phases] == ["adam"]
+
+
+# ----- SOAP, through pytorch-optimizer -------------------------------------------------------------------------
+
+SOAP_CONFIG = {"_target_": "pytorch_optimizer.SOAP", "lr": 3e-3, "betas": [0.95, 0.95], "weight_decay": 0.0,
+               "precondition_frequency": 2}
+
+
+def test_soap_from_the_shipped_config_finds_a_quadratics_minimum():
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/optimizer/soap.yaml").read_text())
+    assert shipped["phases"]["soap"]["optimizer"] == SOAP_CONFIG
+    decay = {"_target_": "torch.optim.lr_scheduler.ExponentialLR", "gamma": 0.998}
+    phases = Phases({"soap": {"optimizer": {**SOAP_CONFIG, "lr": 1e-2}, "scheduler": decay}})
+    target = torch.tensor([[1.0, -2.0], [3.0, 0.5]], dtype=torch.float64)
+    w = torch.nn.Parameter(torch.zeros(2, 2, dtype=torch.float64))  # a matrix, so Shampoo's factors are used
+    optimizer, scheduler = phases.current.build([w])
+    for _ in range(3000):
+        optimizer.zero_grad()
+        ((w - target) ** 2).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    torch.testing.assert_close(w.detach(), target, atol=1e-5, rtol=0)
+    assert all(v.dtype == torch.float64 for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v))
+
+
+def test_a_soap_phase_trains_a_pinn_and_resumes_exactly(tmp_path):
+    def soap_module():
+        torch.manual_seed(0)
+        return PINNModule(ode_problem(), MLP(1, 1, width=8, depth=2),
+                          phases={"adam": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-2}, "steps": 3},
+                                  "soap": {"optimizer": SOAP_CONFIG}})
+
+    straight = soap_module()
+    small_trainer(tmp_path / "a", max_steps=300, precision="64-true").fit(straight)
+    assert type(straight.optimizers().optimizer).__name__ == "SOAP"
+    x = torch.linspace(0, math.pi, 50, dtype=torch.float64)[:, None]
+    error = (straight(x)[:, 0] - torch.sin(x[:, 0])).abs().max()
+    assert error < 0.05, error
+    first = soap_module()
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
+    small_trainer(tmp_path / "b", max_steps=6, precision="64-true", enable_checkpointing=True,
+                  callbacks=[saver]).fit(first)
+    resumed, again = soap_module(), soap_module()
+    small_trainer(tmp_path / "c", max_steps=9, precision="64-true").fit(resumed, ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    small_trainer(tmp_path / "d", max_steps=9, precision="64-true").fit(again)
+    for a, b in zip(again.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
