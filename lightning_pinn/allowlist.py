@@ -55,6 +55,7 @@ ALLOWED_TARGETS: tuple[str, ...] = (
     "lightning_pinn.nets.InputScaling",
     "lightning_pinn.nets.ModifiedMLPLayers",
     "lightning_pinn.nets.PeriodicEmbedding",
+    "lightning_pinn.nets.PirateLayers",
     "lightning_pinn.nets.ResidualBlock",
     # loss weighting
     "lightning_pinn.losses.balancing.FixedWeights",

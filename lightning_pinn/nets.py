@@ -347,6 +347,81 @@ def _modified_jet(module: ModifiedMLPLayers, jet: Jet, index: JetIndex, path: st
     return jet_through(module.output, h, index, f"{path}.output")
 
 
+class PirateLayers(nn.Module):
+    """The residual blocks of PirateNet (Wang, Sankaran, Wang and Perdikaris, arXiv 2402.00326).
+
+    The input ``X`` is an embedding of the coordinates as wide as the network (in :class:`MLP`: Fourier
+    features with ``2 * fourier_features == width``). Gates ``U = act(X W_u + b_u)``, ``V = act(X W_v + b_v)``;
+    each of the ``depth`` blocks maps ``H`` (``H_0 = X``) to
+
+    ``F = act(H W_1 + b_1)``, ``Z_1 = F * U + (1 - F) * V``, ``G = act(Z_1 W_2 + b_2)``,
+    ``Z_2 = G * U + (1 - G) * V``, ``K = act(Z_2 W_3 + b_3)``, ``H' = alpha K + (1 - alpha) H``
+
+    with a trainable scalar ``alpha`` per block, zero at initialization, so that the network starts
+    as ``X W + b``, linear in the embedding, and deepens as the ``alpha`` grow. Output ``H_L W + b``.
+
+    Args:
+        in_features: size of ``X``; must equal ``width``.
+        out_features: number of outputs.
+        width: neurons per layer.
+        depth: number of residual blocks (three dense layers each).
+        activation: a name from :data:`ACTIVATIONS`.
+
+    Attributes:
+        encoder_u, encoder_v: the layers of ``U`` and ``V``.
+        blocks: per block, its three dense layers.
+        alpha: per block, its gate ``alpha`` (a parameter of shape ``(depth,)``).
+        output: ``W, b``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, width: int, depth: int, activation: str = "tanh"):
+        super().__init__()
+        if in_features != width:
+            raise ConfigError(f"fourier_features: PirateNet's blocks need an embedding as wide as the network, "
+                              f"2 * fourier_features = width = {width}, but the embedding has {in_features} features")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)} but got {activation!r}")
+        self.encoder_u = _xavier_linear(in_features, width)
+        self.encoder_v = _xavier_linear(in_features, width)
+        self.blocks = nn.ModuleList([nn.ModuleList([_xavier_linear(width, width) for _ in range(3)])
+                                     for _ in range(depth)])
+        self.alpha = nn.Parameter(torch.zeros(depth))
+        self.output = _xavier_linear(width, out_features)
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x: Tensor) -> Tensor:
+        u = self.activation(self.encoder_u(x))
+        v = self.activation(self.encoder_v(x))
+        gap = u - v
+        h = x
+        for k, (first, second, third) in enumerate(self.blocks):
+            z = v + self.activation(first(h)) * gap  # F U + (1 - F) V
+            z = v + self.activation(second(z)) * gap
+            h = h + self.alpha[k] * (self.activation(third(z)) - h)
+        return self.output(h)
+
+
+@register_jet_rule(PirateLayers)
+def _pirate_jet(module: PirateLayers, jet: Jet, index: JetIndex, path: str) -> Jet:
+    def layer(name: str, linear: nn.Module, inputs: Jet) -> Jet:
+        return jet_through(module.activation, jet_through(linear, inputs, index, f"{path}.{name}"), index,
+                           f"{path}.activation")
+
+    u = layer("encoder_u", module.encoder_u, jet)
+    v = layer("encoder_v", module.encoder_v, jet)
+    gap = Jet(u.value - v.value, u.coeffs - v.coeffs)
+    h = jet
+    for k, block in enumerate(module.blocks):
+        z = h
+        for j in (0, 1):  # Z = V + act(Z W_j + b_j) (U - V)
+            gated = product(layer(f"blocks.{k}.{j}", block[j], z), gap, index)
+            z = Jet(v.value + gated.value, v.coeffs + gated.coeffs)
+        out = layer(f"blocks.{k}.2", block[2], z)
+        alpha = module.alpha[k]
+        h = Jet(h.value + alpha * (out.value - h.value), h.coeffs + alpha * (out.coeffs - h.coeffs))
+    return jet_through(module.output, h, index, f"{path}.output")
+
+
 def _plain_layers(in_features: int, out_features: int, width: int, depth: int, activation: str,
                   residual: bool) -> nn.Module:
     sizes = [in_features] + [width] * depth + [out_features]
@@ -370,9 +445,18 @@ def _modified_layers(in_features: int, out_features: int, width: int, depth: int
     return ModifiedMLPLayers(in_features, out_features, width, depth, activation)
 
 
+def _pirate_layers(in_features: int, out_features: int, width: int, depth: int, activation: str,
+                   residual: bool) -> nn.Module:
+    if residual:
+        raise ConfigError("Expected residual=False with architecture='pirate' (its blocks are residual already) "
+                          "but got residual=True")
+    return PirateLayers(in_features, out_features, width, depth, activation)
+
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": _plain_layers,
     "modified": _modified_layers,
+    "pirate": _pirate_layers,
 }
 """``architecture`` name -> ``(in_features, out_features, width, depth, activation, residual) -> layers``."""
 
@@ -397,7 +481,9 @@ class MLP(nn.Module):
 
     ``x -> periodic(x) -> scale(.) -> fourier(.) -> layers``. ``architecture="mlp"`` layers are
     ``H_(k+1) = act(H_k W_k + b_k)`` (with ``residual``: ``H_k + act(H_k W_k + b_k)`` after the
-    first); ``architecture="modified"`` is the gated MLP of :class:`ModifiedMLPLayers`.
+    first); ``architecture="modified"`` is the gated MLP of :class:`ModifiedMLPLayers`;
+    ``architecture="pirate"`` the residual blocks of :class:`PirateLayers` (needs
+    ``2 * fourier_features == width``; ``depth`` counts blocks).
 
     Args:
         in_features: number of coordinates.
@@ -412,7 +498,7 @@ class MLP(nn.Module):
         fourier_scale: standard deviation of those frequencies.
         residual: skip connections ``h + act(W h + b)`` around every hidden layer after the first
             (``architecture="mlp"`` only).
-        architecture: ``mlp`` or ``modified`` (:data:`ARCHITECTURES`).
+        architecture: ``mlp``, ``modified`` or ``pirate`` (:data:`ARCHITECTURES`).
         weight_factorization: ``{mean: 1.0, std: 0.1}`` (or ``true`` for those) factorizes every
             linear layer as ``diag(exp(s)) V`` (:class:`FactorizedLinear`); null: plain layers.
         periodic: a period or null per input (``[2.0, null]``), or ``{column: period}``: those

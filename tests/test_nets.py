@@ -234,3 +234,74 @@ def test_a_constrained_net_is_the_transform_of_the_raw_outputs_and_its_jets_matc
     torch.testing.assert_close(net(x), expected, rtol=1e-14, atol=1e-14)
     assert unsupported_reason(net, 2) is None
     assert_jets_match_autograd(net, x, max_order=3)
+
+
+# ----- PirateNet ---------------------------------------------------------------------------------------------------
+
+
+def pirate(width=10, depth=3, **options):
+    torch.manual_seed(0)
+    net = MLP(2, 2, width=width, depth=depth, bounds=BOUNDS, architecture="pirate", fourier_features=width // 2,
+              **options).double()
+    with torch.no_grad():
+        net.layers.alpha.uniform_(0.3, 0.9)  # zero at init would hide every block from the checks
+    return net
+
+
+@pytest.mark.parametrize("options", [{}, {"weight_factorization": True, "activation": "sin"}, {"periodic": [2.0, None]}],
+                         ids=["tanh", "factorized-sin", "periodic"])
+def test_pirate_jets_match_nested_autograd_up_to_order_4(options):
+    net = pirate(**options)
+    assert unsupported_reason(net, 2) is None
+    x = torch.rand(12, 2, dtype=torch.float64) * 2 - torch.tensor([0.0, 1.0], dtype=torch.float64)
+    assert_jets_match_autograd(net, x)
+
+
+def test_pirate_forward_is_the_papers_block_and_starts_linear_in_the_embedding():
+    net = pirate()
+    layers = net.layers
+    x = torch.rand(9, 2, dtype=torch.float64)
+    embedded = net.embedding(net.scaling(x))
+
+    def dense(linear, h):
+        return h @ linear.weight.T + linear.bias
+
+    U, V = torch.tanh(dense(layers.encoder_u, embedded)), torch.tanh(dense(layers.encoder_v, embedded))
+    H = embedded
+    for k, (w1, w2, w3) in enumerate(layers.blocks):
+        F = torch.tanh(dense(w1, H))
+        Z1 = F * U + (1 - F) * V
+        G = torch.tanh(dense(w2, Z1))
+        Z2 = G * U + (1 - G) * V
+        H = layers.alpha[k] * torch.tanh(dense(w3, Z2)) + (1 - layers.alpha[k]) * H
+    torch.testing.assert_close(net(x), dense(layers.output, H), rtol=1e-13, atol=1e-13)
+
+    fresh = MLP(2, 2, width=10, depth=3, bounds=BOUNDS, architecture="pirate", fourier_features=5).double()
+    assert torch.equal(fresh.layers.alpha, torch.zeros(3, dtype=torch.float64))
+    embedded = fresh.embedding(fresh.scaling(x))
+    torch.testing.assert_close(fresh(x), dense(fresh.layers.output, embedded), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(fourier_features=0), "^fourier_features: PirateNet's blocks need an embedding as wide as the network, "
+                               r"2 \* fourier_features = width = 8, but the embedding has 2 features$"),
+    (dict(fourier_features=3), "but the embedding has 6 features$"),
+    (dict(fourier_features=4, residual=True), "residual=True"),
+])
+def test_pirate_refuses_an_embedding_of_another_width(options, message):
+    with pytest.raises(ValueError, match=message):
+        MLP(2, 1, width=8, depth=2, architecture="pirate", **options)
+
+
+def test_the_shipped_pirate_config_builds_within_the_dense_quasi_newton_limit():
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "net"
+    config = OmegaConf.merge(OmegaConf.load(conf / "mlp.yaml"), OmegaConf.load(conf / "pirate.yaml"))
+    config.pop("defaults")
+    net = hydra.utils.instantiate(config, in_features=2, out_features=1)
+    n = sum(p.numel() for p in net.parameters())
+    assert isinstance(net.layers, torch.nn.Module) and type(net.layers).__name__ == "PirateLayers"
+    assert 8 * n * n < 2**30, n  # the inverse Hessian of QuasiNewton's default max_hessian_bytes
