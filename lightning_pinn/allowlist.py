@@ -64,6 +64,7 @@ ALLOWED_TARGETS: tuple[str, ...] = (
     "lightning_pinn.losses.causal.CausalWeighting",
     # optimizers and phases of the library
     "lightning_pinn.optim.quasi_newton.QuasiNewton",
+    "lightning_pinn.optim.gauss_newton.GaussNewton",
     "lightning_pinn.optim.phases.Phase",
     # optimizers of pytorch-optimizer, a dependency
     "pytorch_optimizer.SOAP",

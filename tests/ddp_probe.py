@@ -9,7 +9,7 @@ import torch
 
 
 class RankProbe(pl.Callback):
-    """Saves each rank's first collocation points and final learnable parameters to ``dirpath``."""
+    """Saves each rank's first collocation points, final learnable parameters and final weights to ``dirpath``."""
 
     def __init__(self, dirpath: str):
         self.dirpath = Path(dirpath)
@@ -20,6 +20,7 @@ class RankProbe(pl.Callback):
 
     def on_train_end(self, trainer, pl_module):
         self._save(trainer, "params", {k: v.detach().cpu() for k, v in pl_module.pde_params.items()})
+        self._save(trainer, "weights", {k: v.detach().cpu() for k, v in pl_module.net.state_dict().items()})
 
     def _save(self, trainer, what, value):
         self.dirpath.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,29 @@ def test_ddp_cpu_two_processes(tmp_path):
     assert np.isclose(metrics["val/rel_l2_u"], np.linalg.norm(pred - ref) / np.linalg.norm(ref), rtol=1e-6)
 
 
+def test_a_gauss_newton_phase_keeps_the_ranks_identical_under_ddp_cpu(tmp_path):
+    probe = tmp_path / "probe"
+    overrides = [
+        "problem=burgers", "optimizer=adam_gauss_newton", "trainer=ddp_cpu", "trainer.precision=64-true", "logger=csv",
+        f"hydra.run.dir={tmp_path}", "trainer.max_steps=5", "trainer.val_check_interval=5",
+        "trainer.enable_progress_bar=false", "optimizer.phases.adam.steps=2", "problem.collocation_points=64",
+        "problem.conditions.initial.points=32", "problem.conditions.boundary.points=32", "net.width=8", "net.depth=2",
+        "model.validation_grid={x: 17, t: 5}", "+problem.learnable={lam: 1.0}",
+        "problem.equations.burgers='u_t + lam*u*u_x - nu*u_xx'",
+        "+callbacks.probe._target_=ddp_probe.RankProbe", f"+callbacks.probe.dirpath={probe}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO / "tests")}
+    result = subprocess.run([sys.executable, "train.py", *overrides], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "phase gauss_newton (GaussNewton, float64) from step 2" in result.stdout + result.stderr
+    weights = [torch.load(probe / f"weights_rank{r}_of2.pt") for r in (0, 1)]
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+    params = [torch.load(probe / f"params_rank{r}_of2.pt") for r in (0, 1)]
+    assert params[0]["lam"].item() != 1.0 and params[0]["lam"].item() == params[1]["lam"].item()
+
+
 def test_physics_loss_under_ddp_cpu(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline"}
     result = subprocess.run([sys.executable, "tests/ddp_physics_script.py", str(tmp_path)], cwd=REPO, env=env,

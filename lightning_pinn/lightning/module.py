@@ -25,12 +25,14 @@ from lightning_pinn.geometry.samplers import METHODS
 from lightning_pinn.lightning.checkpoints import last_good, read_checkpoint
 from lightning_pinn.lightning.compiled import CompiledLoss
 from lightning_pinn.lightning.divergence import build_divergence
+from lightning_pinn.lightning.least_squares import LeastSquares
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.resume import apply_optimizer_settings, check_same_problem, point_count_changes
 from lightning_pinn.lightning.step_logging import lightning_writes, logs_this_step
 from lightning_pinn.lightning.validation import ValidationGrid
 from lightning_pinn.losses import CausalWeighting, WeightedLoss
 from lightning_pinn.nets import ConstrainedNet
+from lightning_pinn.optim.gauss_newton import GaussNewton
 from lightning_pinn.optim.phases import Phases
 from lightning_pinn.optim.quasi_newton import QuasiNewton
 from lightning_pinn.points import Collocation
@@ -161,6 +163,7 @@ class PINNModule(pl.LightningModule):
         self.val_rel_l2 = nn.ModuleDict({field: RelativeL2Error() for field in self.problem.fields})
         self.lbfgs_restarts = 0
         self._logged_at = -1
+        self._least_squares: LeastSquares | None = None
         if derivatives not in ENGINES:
             raise ConfigError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
         why_not_net = None if type(self).forward is PINNModule.forward else f"{type(self).__name__}.forward is overridden"
@@ -279,6 +282,9 @@ class PINNModule(pl.LightningModule):
         """Check what the phases need of the trainer; give each DDP rank its own point streams."""
         if stage == "fit":
             _check_phases(self.phases, self.trainer)
+            for phase in self.phases.phases:
+                if phase.least_squares:  # refuse what Gauss-Newton cannot run before training starts
+                    self._least_squares = LeastSquares(self, f"phases.{phase.name}")
             if any(type(c).__name__ == "PhysicsLoss" for c in self.trainer.callbacks):
                 raise ConfigError("callbacks: PhysicsLoss adds a problem's terms to the loss another module returns; a "
                                   "PINNModule takes its own optimizer steps, so put those terms into its problem")
@@ -314,6 +320,8 @@ class PINNModule(pl.LightningModule):
         line-search optimizer calls the closure many times) and steps the phase's scheduler.
         """
         optimizer = self.optimizers()
+        if isinstance(optimizer.optimizer, GaussNewton) and optimizer.optimizer.residuals is None:
+            self._attach_least_squares(optimizer.optimizer)
         last = []
 
         def closure() -> Tensor:
@@ -328,6 +336,16 @@ class PINNModule(pl.LightningModule):
         if scheduler is not None:
             scheduler.step()
         return last[-1].detach()
+
+    def _attach_least_squares(self, optimizer: GaussNewton) -> None:
+        """Give a Gauss-Newton phase the weighted residual vector and its Jacobian (``lightning.least_squares``)."""
+        if self._least_squares is None:
+            self._least_squares = LeastSquares(self, f"phases.{self.phase}")
+        trainer = self.trainer
+        reduce = None
+        if trainer.world_size > 1:
+            reduce = lambda value: trainer.strategy.reduce(value, reduce_op="sum")
+        optimizer.attach(self._least_squares.vector, self._least_squares.jacobian, reduce)
 
     def training_loss(self) -> Tensor:
         """One evaluation of the weighted residual loss on this step's points (line searches make several per step)."""
@@ -677,8 +695,9 @@ def _check_phases(phases: Phases, trainer: pl.Trainer) -> None:
     precision = str(trainer.precision)
     for phase in phases.phases:
         key = f"phases.{phase.name}"
-        if phase.line_search and precision not in ("32-true", "32", "64-true", "64"):
-            raise ConfigError(f"{key}: a line-search optimizer needs an exact loss, and trainer.precision={precision} "
+        if (phase.line_search or phase.least_squares) and precision not in ("32-true", "32", "64-true", "64"):
+            kind = "a line-search optimizer" if phase.line_search else "Gauss-Newton"
+            raise ConfigError(f"{key}: {kind} needs an exact loss, and trainer.precision={precision} "
                               "rounds it to 16 bits; use trainer.precision=64-true (best) or 32-true")
         if phase.float64 and precision not in ("32-true", "32", "64-true", "64"):
             raise ConfigError(f"{key}.float64: needs trainer.precision=32-true or 64-true, but it is {precision!r}")

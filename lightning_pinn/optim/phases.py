@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 
 from lightning_pinn.config import build_factory, config_of, to_plain
 from lightning_pinn.errors import ConfigError
+from lightning_pinn.optim.gauss_newton import GaussNewton
 from lightning_pinn.optim.quasi_newton import QuasiNewton
 
 LINE_SEARCH_OPTIMIZERS = (torch.optim.LBFGS, QuasiNewton)
@@ -74,6 +75,8 @@ class Phase:
                                   f"{type(optimizer).__name__}")
             self.line_search = isinstance(optimizer, LINE_SEARCH_OPTIMIZERS)
             """Whether the optimizer evaluates the loss many times per step (L-BFGS, :class:`QuasiNewton`)."""
+            self.least_squares = isinstance(optimizer, GaussNewton)
+            """Whether the optimizer works on the residual vector and its Jacobian (:class:`GaussNewton`)."""
             if self._scheduler is not None:
                 key = key.replace(".optimizer", ".scheduler")
                 self._scheduler(optimizer)
