@@ -1,6 +1,6 @@
 """What a user's own problem gets from the root defaults: ``train.py problem=<name>`` with no other option.
 
-    python benchmarks/root_defaults.py --problems heat helmholtz poisson_holes kdv --seeds 0 1 2 --minutes 3 --parallel 2
+    python benchmarks/root_defaults.py --problems heat helmholtz poisson_holes --seeds 0 1 2 --minutes 4 --parallel 2
 
 Each zoo problem (its YAML alone, none of its experiment's tuning) is trained under each recipe,
 every run capped at the same wall time, in a fresh process, and scored against the problem's
@@ -8,7 +8,9 @@ reference (``val/rel_l2_<field>`` of ``metrics.json``):
 
 - ``adam``: Adam at lr 1e-3 until the cap (the root default before 2026-12-06, which stopped at
   2,000 steps; here it gets the whole budget);
-- ``defaults``: the root defaults as they are now (``conf/train.yaml``).
+- ``defaults``: the root defaults as they are now (``conf/train.yaml``);
+- ``gauss_newton``: the root defaults with ``optimizer=adam_gauss_newton`` (500 Adam steps, then
+  Levenberg-Marquardt Gauss-Newton).
 
 With ``--parallel 2`` two runs share the machine, one torch thread each. Writes
 ``benchmarks/results/root_defaults.json`` and ``root_defaults.md``.
@@ -32,6 +34,7 @@ RESULTS = REPO / "benchmarks" / "results"
 RECIPES = {
     "adam": ["optimizer=adam", "trainer.max_steps=1000000"],
     "defaults": [],
+    "gauss_newton": ["optimizer=adam_gauss_newton"],
 }
 
 
