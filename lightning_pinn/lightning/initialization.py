@@ -121,7 +121,7 @@ def fit_output_layer(module: Any, ridge: float = 1e-10) -> str:
     if layer.out_features != len(module.problem.fields):
         raise ConfigError(f"callbacks.output_fit: the last linear layer of {type(raw_net).__name__} has "
                           f"{layer.out_features} outputs, not one per field {list(module.problem.fields)}")
-    points = module.collocation.current(module.device, module.dtype)
+    points = module.training_points()
     terms, skipped = value_terms(module, points)
     if not terms:
         return f"no value condition to fit the output layer to (left out: {', '.join(skipped) or 'none'})"

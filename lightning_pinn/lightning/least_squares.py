@@ -32,8 +32,10 @@ class _SetResiduals(nn.Module):
         self._engine = engine
 
     def forward(self, x: Tensor, set_name: str, scales: dict[str, float]) -> Tensor:
+        x, targets = self.pinn.split_window_targets(set_name, x)  # a later time window's initial set
         out = residuals(self.pinn.problem, self.pinn.net, {set_name: x}, self.pinn.parameter_values(), self._engine)
-        return torch.cat([scales[name] * out[name].reshape(-1) for name in scales])
+        targets = targets or {}
+        return torch.cat([scales[name] * (out[name] - targets.get(name, 0)).reshape(-1) for name in scales])
 
 
 class LeastSquares:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from lightning_pinn.allowlist import check_targets, trusting
 from lightning_pinn.config import build, config_of, to_plain
-from lightning_pinn.derivatives.engines import ENGINES, choose_engine, is_compilable
+from lightning_pinn.derivatives.engines import ENGINES, AutogradEngine, choose_engine, is_compilable
 from lightning_pinn.errors import ConfigError, DivergenceError, NonFiniteLossError, at, subkey
 from lightning_pinn.geometry.samplers import METHODS
 from lightning_pinn.lightning.checkpoints import last_good, read_checkpoint
@@ -29,6 +30,7 @@ from lightning_pinn.lightning.least_squares import LeastSquares
 from lightning_pinn.lightning.metrics import RelativeL2Error
 from lightning_pinn.lightning.resume import apply_optimizer_settings, check_same_problem, point_count_changes
 from lightning_pinn.lightning.step_logging import lightning_writes, logs_this_step
+from lightning_pinn.lightning.time_windows import TimeWindows, check_count, route
 from lightning_pinn.lightning.validation import ValidationGrid
 from lightning_pinn.losses import CausalWeighting, WeightedLoss
 from lightning_pinn.nets import ConstrainedNet
@@ -103,7 +105,7 @@ class PINNModule(pl.LightningModule):
         transforms. ``residuals(points)``: per-point residuals per term; call ``super()``
         and add Python residuals. ``total_loss(terms)``: how terms combine.
 
-    Example:
+    Examples:
         >>> from lightning_pinn import MLP, Problem
         >>> problem = Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x - u"},
         ...                   conditions={"start": {"region": "x=0", "residual": "u - 1", "points": 1}})
@@ -129,6 +131,7 @@ class PINNModule(pl.LightningModule):
         balancing: Any = None,
         causal: CausalWeighting | Mapping[str, Any] | None = None,
         divergence: Any = DEFAULT_DIVERGENCE,
+        time_windows: int = 1,
     ):
         super().__init__()
         if problem is None:
@@ -147,6 +150,12 @@ class PINNModule(pl.LightningModule):
         self.pde_params = nn.ParameterDict(
             {name: nn.Parameter(torch.tensor(value)) for name, value in self.problem.learnable.items()}
         )
+        count = check_count(time_windows)
+        self.windows = TimeWindows(self.problem, count) if count > 1 else None
+        """The time-marching windows (``lightning.time_windows``), or None for one window."""
+        self.window_nets = nn.ModuleList()
+        """The frozen networks of the finished time windows, in order."""
+        self._window_targets: tuple[Any, dict[str, Tensor]] | None = None
         self.phases = Phases(phases)
         """The optimizer phases and which one runs (``lightning_pinn.optim.phases``)."""
         if isinstance(resample_every, bool) or not isinstance(resample_every, int) or resample_every < 0:
@@ -167,12 +176,16 @@ class PINNModule(pl.LightningModule):
         if derivatives not in ENGINES:
             raise ConfigError(f"derivatives: expected one of {list(ENGINES)} but got {derivatives!r}")
         why_not_net = None if type(self).forward is PINNModule.forward else f"{type(self).__name__}.forward is overridden"
+        if self.windows is not None and why_not_net is not None:
+            raise ConfigError(f"time_windows: each window trains and freezes the network itself, and {why_not_net}; "
+                              "write the transform as problem conditions, or drop time_windows")
         wants_compile = compile is not False and compile is not None
         self.derivative_engine, reason = choose_engine(derivatives, self.net, self.problem.n_coords, why_not_net,
                                                        max_order(self.problem), compiled=wants_compile)
         """The engine behind :meth:`residuals` (see ``lightning_pinn.derivatives.engines``)."""
         rank_zero_info(f"lightning-pinn: {reason}")
         self.weighted_loss = WeightedLoss(self.problem, balancing, causal)
+        self._window_time_bounds()
         """Residuals to the loss: mean squares, causal weighting, balancing, the problem's weights (``losses.weighted``)."""
         self.compiled = CompiledLoss(self.loss_terms, compile if wants_compile and is_compilable(
             self.derivative_engine) else None, lambda: self.weighted_loss.term_gradients)
@@ -200,6 +213,7 @@ class PINNModule(pl.LightningModule):
                 "balancing": config_of(balancing),
                 "causal": config_of(causal),
                 "divergence": None if self.divergence is None else self.divergence.to_config(),
+                "time_windows": time_windows,
             }
         )
 
@@ -225,16 +239,43 @@ class PINNModule(pl.LightningModule):
     # ----- the physics -------------------------------------------------------------------------
 
     def forward(self, coords: Tensor) -> Tensor:
-        """Fields at ``coords`` of shape ``(N, n_coords)``, coordinates in the problem's order."""
-        return self.net(coords)
+        """Fields at ``coords`` of shape ``(N, n_coords)``, coordinates in the problem's order (with time windows,
+        each point from the network of its window)."""
+        if self.windows is None:
+            return self.net(coords)
+        return route(self.window_nets, self.net, self.windows, coords)
 
     def parameter_values(self) -> dict[str, Any]:
         """Constant parameters as floats and learnable ones as this module's ``nn.Parameter``s."""
         return parameter_values(self.problem, self.pde_params)
 
     def residuals(self, points: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Per-point residuals ``{term: (N,)}``; override to add terms written in Python."""
-        return residuals(self.problem, self, points, self.parameter_values(), self.derivative_engine)
+        """Per-point residuals ``{term: (N,)}``; override to add terms written in Python.
+
+        With time windows, the network of the current window, and the initial conditions of a window
+        after the first made continuity: minus the previous window's residuals, which
+        :meth:`training_points` appends to those points as extra columns.
+        """
+        if self.windows is None:
+            return residuals(self.problem, self, points, self.parameter_values(), self.derivative_engine)
+        plain, targets = {}, {}
+        for name, x in points.items():
+            plain[name], found = self.split_window_targets(name, x)
+            targets.update(found or {})
+        out = residuals(self.problem, self.net, plain, self.parameter_values(), self.derivative_engine)
+        for term, value in targets.items():
+            out[term] = out[term] - value
+        return out
+
+    def split_window_targets(self, name: str, x: Tensor) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """``(points, {term: previous window's residual})`` of an initial point set carrying them, else ``(x, None)``."""
+        if self.windows is None or name not in self.windows.initial_sets:
+            return x, None
+        spec = self.problem.point_sets[name]
+        width = self.problem.n_coords + spec.extra_width(self.problem.n_coords)
+        if x.shape[1] != width + len(spec.terms):
+            return x, None
+        return x[:, :width], {term: x[:, width + k] for k, term in enumerate(spec.terms)}
 
     def loss_terms(self, points: Mapping[str, Tensor],
                    causal_weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
@@ -282,6 +323,8 @@ class PINNModule(pl.LightningModule):
         """Check what the phases need of the trainer; give each DDP rank its own point streams."""
         if stage == "fit":
             _check_phases(self.phases, self.trainer)
+            if self.windows is not None:
+                self._plan_windows()
             for phase in self.phases.phases:
                 if phase.least_squares:  # refuse what Gauss-Newton cannot run before training starts
                     self._least_squares = LeastSquares(self, f"phases.{phase.name}")
@@ -291,9 +334,21 @@ class PINNModule(pl.LightningModule):
         if self.trainer.world_size > 1:
             self.collocation = Collocation(self.problem, self.sampler, self.seed, rank=self.global_rank)
 
+    def _plan_windows(self) -> None:
+        """Share the trainer's budget between the time windows; refuse what cannot run with them."""
+        trainer = self.trainer
+        for callback in trainer.callbacks:
+            if type(callback).__name__ in ("RAD", "RAR"):
+                raise ConfigError(f"callbacks: {type(callback).__name__} draws its points over the whole time interval, "
+                                  "which time_windows does not support yet; drop one of them")
+        timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
+        seconds = timers[0].time_remaining("train") if timers else None
+        fixed = sum(p.steps for p in self.phases.phases[:-1])
+        self.windows.plan(trainer.max_steps, seconds, fixed)
+
     def configure_optimizers(self) -> Any:
         """The optimizer of the current phase, and its scheduler (stepped every step)."""
-        optimizer, scheduler = self.phases.current.build(self.parameters())
+        optimizer, scheduler = self.phases.current.build(p for p in self.parameters() if p.requires_grad)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -310,8 +365,25 @@ class PINNModule(pl.LightningModule):
         return range(self.global_step, max_steps) if max_steps > 0 else itertools.count(self.global_step)
 
     def training_points(self) -> dict[str, Tensor]:
-        """The points of this step (redrawn by ``on_train_batch_start`` when due)."""
-        return self.collocation.current(self.device, self.dtype)
+        """The points of this step (redrawn by ``on_train_batch_start`` when due); with time windows, mapped into
+        the current window, the initial sets of a later window with the previous window's residuals appended."""
+        points = self.collocation.current(self.device, self.dtype)
+        if self.windows is None:
+            return points
+        mapped = self.windows.map_points(points)  # cached per draw and window
+        if self.windows.index == 0:
+            return mapped
+        if self._window_targets is not None and self._window_targets[0] is mapped:
+            return self._window_targets[1]
+        previous, out = self.window_nets[-1], dict(mapped)
+        for name in self.windows.initial_sets:
+            x = mapped[name]
+            with torch.inference_mode(False), torch.enable_grad():
+                values = residuals(self.problem, previous, {name: x}, self.parameter_values(), AutogradEngine())
+            columns = [values[term].detach().reshape(-1, 1).to(x.dtype) for term in self.problem.point_sets[name].terms]
+            out[name] = torch.cat([x, *columns], dim=1)
+        self._window_targets = (mapped, out)
+        return out
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """One optimizer step of the current phase on this step's points; returns the detached loss.
@@ -412,7 +484,7 @@ class PINNModule(pl.LightningModule):
             return f"parameters {bad[:3]} are not finite"
         if self.collocation.points is None:
             return None
-        points = self.collocation.current(self.device, self.dtype)
+        points = self.training_points()
         weights = self.weighted_loss.causal_weights
         held = {k: v.detach() for k, v in weights.items()} if self.weighted_loss.causal_terms else None
         with torch.inference_mode(False), torch.enable_grad():
@@ -450,6 +522,8 @@ class PINNModule(pl.LightningModule):
         weighting = self.weighted_loss.metrics()
         if weighting:
             self.log_dict({f"train/{k}": v for k, v in weighting.items()}, on_step=True, on_epoch=False)
+        if self.windows is not None:
+            self.log("train/window", float(self.windows.index + 1), on_step=True, on_epoch=False)
         if self.lbfgs_restarts:
             self.log("train/lbfgs_restarts", float(self.lbfgs_restarts), on_step=True, on_epoch=False)
         for name, value in self.pde_params.items():
@@ -467,12 +541,16 @@ class PINNModule(pl.LightningModule):
         training (``-1``) when the last phase has taken its steps."""
         step = self.global_step
         total = self.phases.total_steps
-        if total is not None and step >= total:
+        local = step - (self.windows.start_step if self.windows is not None else 0)  # steps into the window
+        if self.windows is not None and self.windows.due(step, total is not None and local >= total):
+            self._next_window(step)
+            local = 0
+        if total is not None and local >= total:
             if not self.trainer.should_stop:
                 rank_zero_info(f"lightning-pinn: the last phase, {self.phases.phases[-1].name}, ended at step {step}")
             self.trainer.should_stop = True
             return -1  # skip the rest of the epoch; should_stop ends the run
-        index = self.phases.index_at(step)
+        index = self.phases.index_at(local)
         if index != self.phases.index:
             self._start_phase(index, step)
         if self.collocation.due(step, self.resample_every):
@@ -482,13 +560,30 @@ class PINNModule(pl.LightningModule):
                 self.points_changed()
         return None
 
+    def _next_window(self, step: int) -> None:
+        """Freeze the current window's network, start the next window at ``step``: its points, its first phase."""
+        self.window_nets.append(copy.deepcopy(self.net).requires_grad_(False))
+        self.windows.advance(step)
+        self._window_time_bounds()
+        self.collocation.redraw(step, self.device, self.dtype)
+        lo, hi = self.windows.bounds()
+        rank_zero_info(f"lightning-pinn: time window {self.windows.index + 1} of {self.windows.count} "
+                       f"({self.problem.time} in [{lo:g}, {hi:g}]) from step {step}")
+        self._start_phase(0, step)
+
+    def _window_time_bounds(self) -> None:
+        """Causal weighting over the current window's time interval, its schedule from the start."""
+        if self.windows is not None and self.weighted_loss.causal is not None:
+            self.weighted_loss.time_bounds = self.windows.bounds()
+            self.weighted_loss.causal.stage = 0 if self.windows.index else self.weighted_loss.causal.stage
+
     def _start_phase(self, index: int, step: int) -> None:
         """Make phase ``index`` current: its precision, its optimizer and scheduler in the trainer's strategy."""
         self.phases.index = index
         phase = self.phases.current
         if phase.float64 and self.dtype != torch.float64:
             self.to(torch.float64)  # points follow self.dtype; the compiled loss recompiles once
-        optimizer, scheduler = phase.build(self.parameters())
+        optimizer, scheduler = phase.build(p for p in self.parameters() if p.requires_grad)
         self.trainer.strategy.optimizers = [optimizer]
         self.trainer.strategy.lr_scheduler_configs = [] if scheduler is None else [
             LRSchedulerConfig(scheduler, interval="step")]
@@ -585,7 +680,20 @@ class PINNModule(pl.LightningModule):
                                         "point_counts": self.problem.point_counts(),
                                         "collocation": self.collocation.state_dict(),
                                         **self.weighted_loss.state_dict(),
-                                        "divergence": None if self.divergence is None else self.divergence.state_dict()}
+                                        "divergence": None if self.divergence is None else self.divergence.state_dict(),
+                                        "windows": None if self.windows is None else self.windows.state_dict()}
+
+    def _load_windows(self, state: Mapping[str, Any] | None) -> None:
+        """The window a checkpoint was in, and as many frozen networks as windows it finished (their weights load next)."""
+        if state is None and self.windows is None:
+            return
+        if state is None or self.windows is None:
+            had = "no time windows" if state is None else f"time_windows={state['count']}"
+            raise ConfigError(f"time_windows: the checkpoint was trained with {had}; set time_windows to match")
+        self.windows.load_state_dict(state)
+        while len(self.window_nets) < self.windows.index:
+            self.window_nets.append(copy.deepcopy(self.net).requires_grad_(False))
+        self._window_time_bounds()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore what :meth:`on_save_checkpoint` stored, before optimizers are built.
@@ -610,6 +718,7 @@ class PINNModule(pl.LightningModule):
         self.phases.index = index
         if state.get("float64") or self.phases.current.float64:
             self.to(torch.float64)  # before the weights are loaded, so that they load in float64
+        self._load_windows(state.get("windows"))
         redraw = False
         if resuming:
             check_same_problem(state.get("problem"), self.problem)

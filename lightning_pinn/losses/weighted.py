@@ -41,7 +41,7 @@ class WeightedLoss:
         causal: ``None``, ``{"chunks": 32, "epsilon": 1.0, ...}`` or a :class:`CausalWeighting`; needs a
             time coordinate.
 
-    Example:
+    Examples:
         >>> problem = Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x - u"},
         ...                   conditions={"start": {"region": "x=0", "residual": "u - 1", "weight": 3.0}})
         >>> loss = WeightedLoss(problem)
@@ -67,6 +67,8 @@ class WeightedLoss:
         self.balance: dict[str, Tensor] = {}
         """The balancer's weights of the last evaluation."""
         self._held_at: int | None = None
+        self.time_bounds: tuple[float, float] | None = None
+        """The time interval of causal weighting, if not the problem's (a time window's)."""
 
     def terms(self, residuals: Mapping[str, Tensor], points: Mapping[str, Tensor],
               causal_weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
@@ -80,8 +82,8 @@ class WeightedLoss:
             if name in self.causal_terms:
                 time = self.problem.coords.index(self.causal.time)
                 given = None if causal_weights is None else causal_weights[name]
-                out[name], self.causal_weights[name] = self.causal(r, points[INTERIOR][:, time],
-                                                                   self.problem.bounds[time], given)
+                bounds = self.time_bounds or self.problem.bounds[time]
+                out[name], self.causal_weights[name] = self.causal(r, points[INTERIOR][:, time], bounds, given)
             else:
                 out[name] = r.square().mean()
         return out
