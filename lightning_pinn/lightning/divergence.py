@@ -12,7 +12,8 @@ RAD, RAR), a new optimizer phase, a new causal ``epsilon``.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from lightning_pinn.errors import ConfigError
 
@@ -24,7 +25,7 @@ class DivergenceRule:
         factor: how far above its running minimum the loss must be (``> 1``).
         patience: for how many consecutive steps (``>= 1``).
 
-    Example:
+    Examples:
         >>> rule = DivergenceRule(factor=10, patience=2)
         >>> [rule.update(loss) for loss in (1.0, 0.5, 20.0, 30.0)]
         [False, False, False, True]

@@ -18,6 +18,17 @@ from lightning_pinn.losses.causal import CausalWeighting, causal_loss, causal_we
 from lightning_pinn.losses.weighted import WeightedLoss, build_causal, weighted_total
 
 __all__ = [
-    "BALANCERS", "Balancer", "CausalWeighting", "FixedWeights", "GradNormBalancing", "ReLoBRaLo", "build_balancer",
-    "WeightedLoss", "build_causal", "causal_loss", "causal_weights", "chunk_losses", "weighted_total",
+    "BALANCERS",
+    "Balancer",
+    "CausalWeighting",
+    "FixedWeights",
+    "GradNormBalancing",
+    "ReLoBRaLo",
+    "WeightedLoss",
+    "build_balancer",
+    "build_causal",
+    "causal_loss",
+    "causal_weights",
+    "chunk_losses",
+    "weighted_total",
 ]
