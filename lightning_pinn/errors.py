@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
     A ``ValueError``, so code that catches those keeps working.
 
-    Example:
+    Examples:
         >>> raise ConfigError("params.nu: expected a finite number but got 'abc'")
         Traceback (most recent call last):
         ...

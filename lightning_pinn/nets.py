@@ -125,7 +125,7 @@ class PeriodicEmbedding(nn.Module):
         ValueError: for a period that is not positive and finite, a list of the wrong length,
             a column outside ``0..in_features - 1``, or ``harmonics < 1``.
 
-    Example:
+    Examples:
         >>> emb = PeriodicEmbedding(2, [2.0, None])
         >>> emb(torch.tensor([[0.0, 7.0]]))  # [x_1, cos(pi x_0), sin(pi x_0)]
         tensor([[7., 1., 0.]])
@@ -211,7 +211,7 @@ class FactorizedLinear(nn.Module):
         ValueError: for a non-finite ``mean``, a negative or non-finite ``std``, or a ``weight``
             that is not ``(out_features, in_features)``.
 
-    Example:
+    Examples:
         >>> layer = FactorizedLinear(3, 2, mean=1.0, std=0.1)
         >>> layer.s.shape, layer.v.shape, layer.weight.shape
         (torch.Size([2]), torch.Size([2, 3]), torch.Size([2, 3]))
@@ -508,7 +508,7 @@ class MLP(nn.Module):
     Raises:
         ValueError: for a bad value, quoting it.
 
-    Example:
+    Examples:
         >>> net = MLP(2, 1, width=20, depth=8, bounds=[[-1, 1], [0, 1]])
         >>> net(torch.zeros(5, 2)).shape
         torch.Size([5, 1])

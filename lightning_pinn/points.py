@@ -49,7 +49,7 @@ PURPOSES = {"collocation": 0, "candidates": 1, "selection": 2}
 def name_key(name: str) -> tuple[int, ...]:
     """A point set's name as spawn-key elements: its UTF-8 byte count, then its bytes four at a time.
 
-    Example:
+    Examples:
         >>> name_key("interior")
         (8, 1702129257, 1919904114)
     """
@@ -108,7 +108,7 @@ class Collocation:
         seed: the run's seed, a non-negative integer.
         rank: the DDP global rank; each rank draws from its own streams.
 
-    Example:
+    Examples:
         >>> p = Problem(coords={"x": [0, 1]}, fields=["u"], equations={"ode": "u_x - u"}, collocation_points=8)
         >>> Collocation(p, "sobol", seed=0, rank=1).draw()["interior"].shape
         torch.Size([8, 1])

@@ -45,7 +45,7 @@ def jacobian(y: Tensor, x: Tensor, i: int = 0, j: int | None = None) -> Tensor:
     Returns:
         ``(N, 1)`` (or ``(N, d)`` when ``j`` is None), differentiable again.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 2.0]], requires_grad=True)
         >>> y = (x[:, :1] ** 2) * x[:, 1:]
         >>> jacobian(y, x, 0, 0)
@@ -87,7 +87,7 @@ class Derivatives:
         coords: the names of the ``d`` columns of ``x``.
         fields: the names of the ``m`` columns of ``y``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 2.0]], requires_grad=True)
         >>> D = Derivatives(x, x[:, :1] ** 3 * x[:, 1:], coords=["x", "t"], fields=["u"])
         >>> D("u", ("x", "x")).item()  # 6 x t

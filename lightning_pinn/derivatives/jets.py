@@ -67,7 +67,7 @@ class JetIndex:
         required: multi-indices (tuples of ``d`` counts) that must be available; the set
             is closed downwards (``(2, 1)`` brings ``(1, 0)``, ``(0, 1)``, ``(1, 1)`` and ``(2, 0)``).
 
-    Example:
+    Examples:
         >>> JetIndex(2, [(2, 0), (0, 1)]).multi
         [(1, 0), (0, 1), (2, 0)]
     """
@@ -141,7 +141,7 @@ def register_activation(module_type: type) -> Callable[[ActivationTaylor], Activ
     """Decorator: declare an elementwise activation by its Taylor coefficients ``f^(n)(v) / n!``
     for ``n = 0..order``; jets compose them exactly.
 
-    Example:
+    Examples:
         >>> class Square(nn.Module):
         ...     def forward(self, x): return x * x
         >>> @register_activation(Square)
@@ -225,7 +225,7 @@ overrides ``forward`` is not covered by its parent's rule."""
 def register_jet_rule(module_type: type) -> Callable[[JetRule], JetRule]:
     """Decorator: declare how jets pass through ``module_type`` (for your own layers).
 
-    Example:
+    Examples:
         >>> class Double(nn.Module):
         ...     def forward(self, x): return 2 * x
         >>> @register_jet_rule(Double)
@@ -339,7 +339,7 @@ class JetDerivatives:
             building it outside ``torch.compile`` keeps the compiled graph free of breaks.
         on_new_index: called with the new index when a request outside the set extends it.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
         >>> D = JetDerivatives(net, torch.rand(5, 2), ["x", "t"], ["u"], {("u", ("x", "x"))})
         >>> D("u", ("x", "x")).shape

@@ -134,7 +134,7 @@ class CSGUnion(_Composite):
     Args:
         shapes: the shapes (built shapes, or configs with ``_target_``), all of one dimension.
 
-    Example:
+    Examples:
         >>> from lightning_pinn.geometry.shapes import Rectangle
         >>> CSGUnion([Rectangle([0, 0], [2, 1]), Rectangle([0, 0], [1, 2])]).contains([[1.5, 0.5], [1.5, 1.5]])
         array([ True, False])
@@ -196,7 +196,7 @@ class CSGDifference(_Composite):
     Raises:
         ValueError: if nothing is left.
 
-    Example:
+    Examples:
         >>> from lightning_pinn.geometry.shapes import Disk, Rectangle
         >>> plate = CSGDifference(Rectangle([0, 0], [1, 1]), [Disk([0.5, 0.5], 0.25)])
         >>> plate.contains([[0.5, 0.5], [0.1, 0.1]])

@@ -51,7 +51,7 @@ def seed_sequence(seed: Seed, *key: int) -> np.random.SeedSequence:
     Raises:
         ValueError: for a negative or non-integer seed, or a key element outside ``[0, 2**32)``.
 
-    Example:
+    Examples:
         >>> seed_sequence(3, 1, 0).spawn_key
         (1, 0)
         >>> seed_sequence(seed_sequence(3, 1), 0).spawn_key
@@ -110,7 +110,7 @@ class Sampler:
     ``grid`` returns a tensor-product grid of cell centres with about ``n`` points
     (``ceil(n ** (1/dim))`` per axis, so possibly more than ``n``), the same every time.
 
-    Example:
+    Examples:
         >>> Sampler(2, "sobol", seed=0).sample(4).shape
         (4, 2)
     """

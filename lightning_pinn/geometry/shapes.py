@@ -155,7 +155,7 @@ class Rectangle(Shape):
     The boundary is sampled face by face: column 0 of the stream picks a face with
     probability proportional to its measure, the other columns place the point on it.
 
-    Example:
+    Examples:
         >>> Rectangle([0, 0], [2, 1]).measure, Rectangle([0, 0], [2, 1]).boundary_measure
         (2.0, 6.0)
     """
@@ -326,7 +326,7 @@ class Polygon(Shape):
         ValueError: for fewer than 3 vertices, equal consecutive vertices, zero area,
             or crossing edges.
 
-    Example:
+    Examples:
         >>> Polygon([[0, 0], [2, 0], [0, 1]]).measure
         1.0
     """

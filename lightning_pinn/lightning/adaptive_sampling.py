@@ -53,7 +53,7 @@ def rad_density(magnitude: np.ndarray, k: float = 1.0, c: float = 1.0) -> np.nda
 
     ``k = 0`` or all-zero residuals give the uniform distribution; ``c`` mixes it in.
 
-    Example:
+    Examples:
         >>> rad_density(np.array([0.0, 1.0, 3.0]), k=1.0, c=0.0).tolist()
         [0.0, 0.25, 0.75]
         >>> rad_density(np.array([0.0, 1.0, 3.0]), k=1.0, c=1.0).tolist()
@@ -290,7 +290,7 @@ class RAD(_ResidualSampling):
         phases: names of the optimizer phases in which rounds happen (``None``: all), e.g.
             ``[quasi_newton]``: every ``every`` steps of the quasi-Newton phase only.
 
-    Example:
+    Examples:
         >>> rad = RAD(every=1000, candidates=100_000)
         >>> trainer = pl.Trainer(callbacks=[rad])  # doctest: +SKIP
     """

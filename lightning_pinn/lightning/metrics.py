@@ -21,7 +21,7 @@ def _relative_l2_compute(squared_error: Tensor, squared_reference: Tensor) -> Te
 def relative_l2_error(pred: Tensor, target: Tensor) -> Tensor:
     """``||pred - target||_2 / ||target||_2`` over all elements, computed in float64.
 
-    Example:
+    Examples:
         >>> relative_l2_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 0.0])).item()
         1.3333333333333333
     """
@@ -31,7 +31,7 @@ def relative_l2_error(pred: Tensor, target: Tensor) -> Tensor:
 class RelativeL2Error(Metric):
     """Relative L2 error accumulated over batches (and summed across DDP ranks before the ratio).
 
-    Example:
+    Examples:
         >>> metric = RelativeL2Error()
         >>> metric.update(torch.tensor([3.0]), torch.tensor([3.0]))
         >>> metric.update(torch.tensor([4.0]), torch.tensor([0.0]))

@@ -81,7 +81,7 @@ class Balancer:
 class FixedWeights(Balancer):
     """``lambda_i = 1``: the user's weights alone.
 
-    Example:
+    Examples:
         >>> FixedWeights().weights({"pde": torch.tensor(2.0), "initial": torch.tensor(3.0)})
         {'pde': tensor(1.), 'initial': tensor(1.)}
     """
@@ -121,7 +121,7 @@ class GradNormBalancing(Balancer):
         every: steps between updates (a positive integer).
         alpha: weight of the old value in the moving average, in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> w = torch.tensor([1.0, 1.0], requires_grad=True)
         >>> terms = {"pde": (3 * w).sum(), "initial": (4 * w).sum()}  # gradient norms 3*sqrt(2), 4*sqrt(2)
         >>> lam = GradNormBalancing(every=10, alpha=0.0).weights(terms, params=[w], step=0)
@@ -205,7 +205,7 @@ class ReLoBRaLo(Balancer):
     Raises:
         ValueError: when the names of the terms change between steps.
 
-    Example:
+    Examples:
         >>> balancer = ReLoBRaLo(alpha=0.5, temperature=1.0, expected_rho=1.0)
         >>> _ = balancer.weights({"pde": torch.tensor(1.0), "initial": torch.tensor(1.0)}, step=0)
         >>> lam = balancer.weights({"pde": torch.tensor(0.5), "initial": torch.tensor(1.0)}, step=1)
@@ -308,7 +308,7 @@ def build_balancer(spec: Any = None) -> Balancer:
     Raises:
         ValueError: naming the key ``balancing``, the bad value and the valid names or arguments.
 
-    Example:
+    Examples:
         >>> build_balancer({"name": "gradnorm", "every": 50}).every
         50
         >>> build_balancer("softadapt")

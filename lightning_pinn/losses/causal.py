@@ -41,7 +41,7 @@ def chunk_losses(residual: Tensor, t: Tensor, t_range: Sequence[float], chunks: 
     Returns:
         ``(L, n)``, both ``(chunks,)`` in the residual's dtype.
 
-    Example:
+    Examples:
         >>> chunk_losses(torch.tensor([1.0, 3.0, 2.0]), torch.tensor([0.1, 0.2, 1.0]), (0.0, 1.0), 3)
         (tensor([5., 0., 4.]), tensor([2., 0., 1.]))
     """
@@ -56,7 +56,7 @@ def chunk_losses(residual: Tensor, t: Tensor, t_range: Sequence[float], chunks: 
 def causal_weights(losses: Tensor, epsilon: float | Tensor) -> Tensor:
     """``w_i = exp(-epsilon * sum_{k<i} L_k)`` for chunk losses ``L`` of shape ``(M,)``, detached.
 
-    Example:
+    Examples:
         >>> causal_weights(torch.tensor([1.0, 2.0, 0.5]), 0.5)
         tensor([1.0000, 0.6065, 0.2231])
     """
@@ -92,7 +92,7 @@ def causal_loss(
     Raises:
         ValueError: for shapes that differ, a bad ``t_range`` or ``chunks``.
 
-    Example:
+    Examples:
         >>> loss, w = causal_loss(torch.tensor([1.0, 3.0, 2.0]), torch.tensor([0.1, 0.5, 0.9]), (0.0, 1.0), 3, 0.1)
         >>> w
         tensor([1.0000, 0.9048, 0.3679])
@@ -120,7 +120,7 @@ class CausalWeighting:
         time: the name of the time coordinate.
         threshold: the smallest weight, in ``(0, 1]``, at which the schedule advances.
 
-    Example:
+    Examples:
         >>> causal = CausalWeighting(chunks=3, epsilon=[1.0, 10.0])
         >>> loss, w = causal(torch.tensor([0.01, 0.0, 0.0]), torch.tensor([0.1, 0.5, 0.9]), (0.0, 1.0))
         >>> causal.min_weight(w)

@@ -60,15 +60,15 @@ class GaussNewton(Optimizer):
     Raises:
         ConfigError: for a bad option, or a network over ``max_params``, with the sizes.
 
-    Example:
+    Examples:
         >>> x = torch.nn.Parameter(torch.tensor([-1.2, 1.0], dtype=torch.float64))
         >>> residuals = lambda: torch.stack([10 * (x[1] - x[0] ** 2), 1 - x[0]]).detach()
         >>> jacobian = lambda: torch.tensor([[-20 * x[0].item(), 10.0], [-1.0, 0.0]], dtype=torch.float64)
         >>> optimizer = GaussNewton([x], max_iter=50)
         >>> optimizer.attach(residuals, jacobian)
         >>> _ = optimizer.step(lambda: (residuals() ** 2).sum())
-        >>> [round(v, 6) for v in x.tolist()]
-        [1.0, 1.0]
+        >>> tuple(round(v, 6) for v in x.tolist())
+        (1.0, 1.0)
     """
 
     def __init__(self, params: Iterable[Tensor], damping: float = 1e-3, min_damping: float = 1e-12,

@@ -109,7 +109,7 @@ class Phases:
     Raises:
         ConfigError: for an empty list, a phase without ``steps`` before the last, or a bad phase.
 
-    Example:
+    Examples:
         >>> phases = Phases({"adam": {"optimizer": {"_target_": "torch.optim.Adam"}, "steps": 10},
         ...                  "lbfgs": {"optimizer": {"_target_": "torch.optim.LBFGS"}}})
         >>> [phases.index_at(step) for step in (0, 9, 10, 500)]

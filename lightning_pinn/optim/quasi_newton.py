@@ -69,7 +69,7 @@ class QuasiNewton(Optimizer):
     Raises:
         ConfigError: for an unknown method, bad constants, or too many parameters.
 
-    Example:
+    Examples:
         >>> x = torch.nn.Parameter(torch.tensor([-1.2, 1.0], dtype=torch.float64))
         >>> opt = QuasiNewton([x], method="ssbroyden", max_iter=100)
         >>> def closure():

@@ -123,7 +123,7 @@ class Problem:
         ValueError: for bad bounds, unknown regions, clashing names, bad counts.
         ExpressionError: for expressions outside the language or with unknown names.
 
-    Example:
+    Examples:
         >>> p = Problem(coords={"x": [-1, 1], "t": [0, 1]}, fields=["u"], params={"nu": 0.01},
         ...             equations={"burgers": "u_t + u*u_x - nu*u_xx"},
         ...             conditions={"initial": {"region": "t=0", "residual": "u + sin(pi*x)"}})

@@ -29,7 +29,7 @@ class BurgersColeHopf:
         quadrature_points: number of Gauss-Hermite nodes; the default resolves the
             steep front of ``nu = 0.01/pi`` to about 1e-10.
 
-    Example:
+    Examples:
         >>> ref = BurgersColeHopf(nu=0.01 / np.pi)
         >>> float(ref(x=np.array([0.5]), t=np.array([0.0]))[0])
         -1.0

@@ -82,7 +82,7 @@ def centerline_error(u_fn: ArrayFn, v_fn: ArrayFn, table: CenterlineTable = GHIA
         ``{"u": e_u, "v": e_v, "u_abs": ..., "v_abs": ...}``: the relative errors above and the
         largest absolute errors they are made of.
 
-    Example:
+    Examples:
         >>> exact = centerline_error(lambda x, y: np.interp(y, GHIA_RE100.y, GHIA_RE100.u),
         ...                          lambda x, y: np.interp(x, GHIA_RE100.x, GHIA_RE100.v))
         >>> exact["u"], exact["v"]
@@ -165,7 +165,7 @@ class LidDrivenCavity:
             expression language or not finite on the lid, or a solve that does not converge to
             finite values; the message names the argument to change.
 
-    Example:
+    Examples:
         >>> ref = LidDrivenCavity(re=100.0, n=32, cache=False)
         >>> sorted(ref(x=np.array([0.5]), y=np.array([1.0])))
         ['p', 'u', 'v']

@@ -61,7 +61,7 @@ class Formula:
         ExpressionError: at the first call, for an expression outside the language, an unknown
             name, or a derivative.
 
-    Example:
+    Examples:
         >>> ref = Formula({"u": "sin(x - beta*t)"}, params={"beta": 2.0})
         >>> float(ref(x=np.array([1.0]), t=np.array([0.5]))[0])
         0.0

@@ -526,7 +526,7 @@ class AllenCahn(SpectralReference):
         step_tol: the largest estimated relative time-stepping error.
         cache: keep the solved grid on disk (see :func:`cache_dir`).
 
-    Example:
+    Examples:
         >>> ref = AllenCahn(diffusion=0.1, reaction=0.0, initial="sin(pi*x)", modes=16, dt=0.1, snapshots=11,
         ...                 cache=False)
         >>> x = np.array([0.5])
