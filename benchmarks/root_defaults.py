@@ -78,32 +78,43 @@ def main() -> None:
     with ThreadPoolExecutor(args.parallel) as pool:
         rows = list(pool.map(lambda job: run(job[0], job[1], args.minutes, job[2], threads, out), jobs))
 
-    lines = ["| problem | " + " | ".join(f"`{r}`: rel. L2, median (range) over seeds" for r in args.recipes) + " |",
-             "|---|" + "---|" * len(args.recipes)]
-    for problem in args.problems:
+    import torch
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s) per run, torch {torch.__version__}"
+    command = "python benchmarks/root_defaults.py " + " ".join(sys.argv[1:])
+    record = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"), "minutes": args.minutes,
+              "parallel": args.parallel, "seeds": args.seeds, "problems": args.problems, "recipes": args.recipes,
+              "rows": rows}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "root_defaults.json").write_text(json.dumps(record, indent=1))
+    (RESULTS / "root_defaults.md").write_text(table(record))
+    print(table(record))
+
+
+def table(record: dict) -> str:
+    """The markdown table of a saved run (``root_defaults.json``): per problem and recipe, median and range."""
+    rows = record["rows"]
+    recipes = record.get("recipes") or list(dict.fromkeys(r["recipe"] for r in rows))
+    problems = record.get("problems") or list(dict.fromkeys(r["problem"] for r in rows))
+    seeds = record.get("seeds") or sorted({r["seed"] for r in rows})
+    lines = ["| problem | " + " | ".join(f"`{r}`: rel. L2, median (range) over seeds" for r in recipes) + " |",
+             "|---|" + "---|" * len(recipes)]
+    for problem in problems:
         cells = []
-        for recipe in args.recipes:
+        for recipe in recipes:
             runs = [r for r in rows if r["problem"] == problem and r["recipe"] == recipe]
             failed = [r for r in runs if "error" in r]
-            if failed:
-                cells.append(f"{len(failed)} failed: {' '.join(failed[0]['error'])}")
+            if failed or not runs:
+                cells.append(f"{len(failed)} failed: {' '.join(failed[0]['error'])}" if failed else "-")
                 continue
             fields = runs[0]["rel_l2"]
             cells.append("; ".join(f"{k} {spread([r['rel_l2'][k] for r in runs])}" for k in fields)
                          + f" ({statistics.median(r['steps'] for r in runs):,.0f} steps)")
         lines.append(f"| {problem} | " + " | ".join(cells) + " |")
-    import torch
-
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s) per run, torch {torch.__version__}"
-    command = "python benchmarks/root_defaults.py " + " ".join(sys.argv[1:])
-    header = (f"Measured {time.strftime('%Y-%m-%d')} on {machine}, {args.parallel} run(s) at a time, seeds {args.seeds}, "
-              f"{args.minutes:g} minutes each; `{command}`.\n\n")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "root_defaults.md").write_text(header + "\n".join(lines) + "\n")
-    record = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"), "minutes": args.minutes,
-              "rows": rows}
-    (RESULTS / "root_defaults.json").write_text(json.dumps(record, indent=1))
-    print(header + "\n".join(lines))
+    parallel = record.get("parallel") or int(record["command"].split("--parallel ")[1].split()[0])
+    header = (f"Measured {record['date']} on {record['machine']}, {parallel} run(s) at a time, seeds "
+              f"{seeds}, {record['minutes']:g} minutes each; `{record['command']}`.\n\n")
+    return header + "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

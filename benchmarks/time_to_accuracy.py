@@ -110,33 +110,43 @@ def main() -> None:
                   + (f"; DeepXDE {reference['final_rel_l2']:.3e} in {reference['process_seconds']:.0f} s"
                      if row["at"] == "deepxde" else ""), flush=True)
 
+    machine = (f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
+               f"{torch.get_num_threads()} torch threads, torch {torch.__version__}").strip()
+    command = "python benchmarks/time_to_accuracy.py " + " ".join(sys.argv[1:])
+    record = {"command": command, "machine": machine, "date": stamp, "seeds": args.seeds, "overrides": args.overrides,
+              "deepxde": deepxde_runs, "ours": ours}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "time_to_accuracy.json").write_text(json.dumps(record, indent=1))
+    (RESULTS / "time_to_accuracy.md").write_text(table(record))
+    plot(deepxde_runs, ours, RESULTS / "time_to_accuracy.png")
+    print(table(record))
+
+
+def table(record: dict) -> str:
+    """The markdown table of a saved run (``time_to_accuracy.json``): medians and ranges over seeds."""
+    deepxde_runs, ours = record["deepxde"], record["ours"]
     lines = ["| run | wall seconds, median (range) | rel. L2 error of u, median (range) |", "|---|---|---|"]
     if deepxde_runs:
         lines.append(f"| DeepXDE 1.15 Burgers example (15k Adam + L-BFGS, fp32) | "
-                     f"{summary([r['process_seconds'] for r in deepxde_runs]).replace('e+0', 'e')} | "
+                     f"{seconds([r['process_seconds'] for r in deepxde_runs])} | "
                      f"{summary([r['final_rel_l2'] for r in deepxde_runs])} |")
     for at in dict.fromkeys(r["at"] for r in ours):
         rows = [r for r in ours if r["at"] == at]
         label = "at DeepXDE's wall time" if at == "deepxde" else f"capped at {at}"
-        lines.append(f"| `train.py experiment=burgers`, {label} | "
-                     f"{statistics.median(r['process_seconds'] for r in rows):.0f} "
-                     f"({min(r['process_seconds'] for r in rows):.0f} to {max(r['process_seconds'] for r in rows):.0f})"
-                     f" | {summary([r['final_rel_l2'] for r in rows])} |")
+        lines.append(f"| `train.py experiment=burgers`, {label} | {seconds([r['process_seconds'] for r in rows])} | "
+                     f"{summary([r['final_rel_l2'] for r in rows])} |")
     if deepxde_runs:
         ratios = [o["final_rel_l2"] / d["final_rel_l2"] for o, d in
                   zip([r for r in ours if r["at"] == "deepxde"], deepxde_runs)]
-        lines.append(f"\nOur error over DeepXDE's at its wall time, per seed: {', '.join(f'{x:.3f}' for x in ratios)}.")
-    machine = (f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
-               f"{torch.get_num_threads()} torch threads, torch {torch.__version__}").strip()
-    command = "python benchmarks/time_to_accuracy.py " + " ".join(sys.argv[1:])
-    header = f"Measured {time.strftime('%Y-%m-%d')} on {machine}; seeds {args.seeds}; `{command}`.\n\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "time_to_accuracy.md").write_text(header + "\n".join(lines) + "\n")
-    (RESULTS / "time_to_accuracy.json").write_text(json.dumps(
-        {"command": command, "machine": machine, "date": stamp, "overrides": args.overrides,
-         "deepxde": deepxde_runs, "ours": ours}, indent=1))
-    plot(deepxde_runs, ours, RESULTS / "time_to_accuracy.png")
-    print(header + "\n".join(lines))
+        lines.append(f"\nOur error over DeepXDE's at its wall time, per seed: {', '.join(f'{x:.4f}' for x in ratios)}.")
+    seeds = record.get("seeds") or sorted({r["seed"] for r in ours})
+    header = f"Measured {record['date'][:10]} on {record['machine']}; seeds {seeds}; `{record['command']}`.\n\n"
+    return header + "\n".join(lines) + "\n"
+
+
+def seconds(values: list[float]) -> str:
+    """``median (min to max)`` in whole seconds."""
+    return f"{statistics.median(values):.0f} ({min(values):.0f} to {max(values):.0f})"
 
 
 def plot(deepxde_runs: list[dict], ours: list[dict], path: Path) -> None:
