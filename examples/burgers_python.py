@@ -1,6 +1,6 @@
 """Burgers' equation in plain Python: no Hydra, no YAML, just lightning-pinn objects and a Trainer.
 
-    python examples/burgers_python.py            # the full run of the README (Adam, then L-BFGS)
+    python examples/burgers_python.py            # the recipe of experiment=burgers_lbfgs (Adam, then L-BFGS)
     python examples/burgers_python.py --steps 50 # a quick look
 """
 

@@ -47,13 +47,15 @@ def test_every_public_name_is_in_the_api_reference(site):
 
 
 BLOCKS = [(path, block) for path in sorted((REPO / "docs").rglob("*.md")) for block in FENCE.findall(path.read_text())]
+BLOCKS.append((REPO / "README.md", re.search(r"## In Python\n\n```python\n(.*?)```", (REPO / "README.md").read_text(),
+                                             re.S).group(1)))
 
 
 def test_the_docs_have_runnable_blocks():
-    assert len(BLOCKS) >= 3
+    assert len(BLOCKS) >= 4  # three in the guides, the README's
 
 
-@pytest.mark.parametrize("path, block", BLOCKS, ids=[f"{p.relative_to(REPO / 'docs')}:{k}" for k, (p, _) in enumerate(BLOCKS)])
+@pytest.mark.parametrize("path, block", BLOCKS, ids=[f"{p.relative_to(REPO)}:{k}" for k, (p, _) in enumerate(BLOCKS)])
 def test_a_runnable_block_runs_as_written(tmp_path, path, block):
     result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "WANDB_MODE": "offline"})

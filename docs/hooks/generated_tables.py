@@ -81,6 +81,19 @@ def experiments_gallery() -> str:
     return "\n".join(sections)
 
 
+def overhead_table(record: dict) -> str:
+    """Lightning's cost per step over a bare loop (``lightning_overhead.json``)."""
+    lines = ["| points | bare loop, ms | PINNModule in a Trainer, ms | excess (median of paired rounds) |",
+             "|---:|---:|---:|---:|"]
+    for row in record["rows"]:
+        light = statistics.median(row["lightning_ms"]["lightning"])
+        lines.append(f"| {row['points']:,} | {row['bare_ms']:.2f} | {light:.2f} | "
+                     f"{100 * row['excess_median']['lightning']:+.1f}% |")
+    return (f"Measured {record['date']} on {record['machine']}, {record['torch_threads']} torch threads, "
+            f"{record['versions']['torch']}, {record['setting']}, {record['rounds']} rounds of "
+            f"{record['steps_per_round']} steps; `{record['command']}`.\n\n" + "\n".join(lines))
+
+
 def render(name: str) -> str:
     """The markdown for ``<!-- generated: name -->``."""
     if name == "experiments":
@@ -94,6 +107,8 @@ def render(name: str) -> str:
     record = json.loads(path.read_text())
     if name.startswith("step_time"):
         return step_time_table(record)
+    if name == "lightning_overhead":
+        return overhead_table(record)
     if name in SCRIPTS:
         return _script(SCRIPTS[name]).table(record)
     raise ValueError(f"no renderer for benchmarks/results/{name}.json")
