@@ -255,3 +255,37 @@ def test_a_soap_phase_trains_a_pinn_and_resumes_exactly(tmp_path):
     small_trainer(tmp_path / "d", max_steps=9, precision="64-true").fit(again)
     for a, b in zip(again.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_steep_start_is_searched_from_a_unit_length_step(method):
+    # a gradient of 2e8 at the start: a unit step along it overflowed the line search, which then failed at every
+    # step and never moved (the root defaults on Helmholtz, whose loss starts in the thousands)
+    def steep(x):
+        return 1e8 * ((x - 1) ** 2).sum() + (x**4).sum()
+
+    x, state = minimize(steep, torch.zeros(6), method, max_iter=200)
+    assert state["n_iter"] > 2
+    torch.testing.assert_close(x, torch.ones(6, dtype=torch.float64), rtol=0, atol=1e-7)
+
+
+def test_each_step_evaluates_first_at_its_own_point():
+    torch.manual_seed(0)
+    x = torch.nn.Parameter(torch.randn(4, dtype=torch.float64))
+    optimizer = QuasiNewton([x], method="ssbroyden", max_iter=3)
+    firsts, ends = [], []
+    for _ in range(4):
+        calls = []
+
+        def closure():
+            calls.append(x.detach().clone())
+            optimizer.zero_grad()
+            loss = ((x - 2) ** 4).sum() + (x**2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        firsts.append(calls[0])
+        ends.append(x.detach().clone())
+    for first, end in zip(firsts[1:], ends[:-1]):
+        assert torch.equal(first, end)  # logged and checked by PINNModule: the step's own point, not a trial point

@@ -137,8 +137,9 @@ class QuasiNewton(Optimizer):
         if "H" not in state:
             state["H"] = torch.eye(self.n, dtype=x.dtype, device=x.device)
             state["n_iter"], state["line_search_failures"], state["skipped_updates"] = 0, 0, 0
-        if "g" not in state:
-            state["loss"], state["g"] = float(closure().detach()), self._flat_grad().clone()
+        # every step starts with the loss and gradient at its own point, as torch's LBFGS does: the caller logs and
+        # checks that evaluation (not a line search's trial point), and a changed objective (new points) is seen
+        state["loss"], state["g"] = float(closure().detach()), self._flat_grad().clone()
         first_loss = torch.tensor(state["loss"], dtype=x.dtype)
         evaluations: dict[bytes, tuple[float, np.ndarray]] = {}
 
@@ -160,11 +161,14 @@ class QuasiNewton(Optimizer):
                 H = state["H"] = torch.eye(self.n, dtype=x.dtype, device=x.device)
                 p = -g
             x_np, p_np, g_np = (v.double().cpu().numpy() for v in (x, p, g))
+            previous = state.get("previous_loss")
+            if previous is None:  # first iteration, or after a restart: a first trial step of length about 1, as
+                previous = state["loss"] + float(g.norm()) / 2  # SciPy's BFGS does (a unit alpha along a large -g overflows)
             with warnings.catch_warnings():  # a failed search is counted in the state instead
                 warnings.filterwarnings("ignore", "The line search algorithm")
                 alpha, _, _, new_loss, _, _ = line_search(
                     lambda z: evaluate(z)[0], lambda z: evaluate(z)[1], x_np, p_np, gfk=g_np, old_fval=state["loss"],
-                    old_old_fval=state.get("previous_loss"), c1=group["c1"], c2=group["c2"],
+                    old_old_fval=previous, c1=group["c1"], c2=group["c2"],
                     maxiter=group["max_line_search"])
             if alpha is None:  # no step met the Wolfe conditions: restart from steepest descent next time
                 state["line_search_failures"] += 1
