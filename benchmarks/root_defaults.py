@@ -10,7 +10,11 @@ reference (``val/rel_l2_<field>`` of ``metrics.json``):
   2,000 steps; here it gets the whole budget);
 - ``defaults``: the root defaults as they are now (``conf/train.yaml``);
 - ``gauss_newton``: the root defaults with ``optimizer=adam_gauss_newton`` (500 Adam steps, then
-  Levenberg-Marquardt Gauss-Newton).
+  Levenberg-Marquardt Gauss-Newton);
+- ``quasi_newton_plain_adam``: the root defaults with Adam's own defaults (lr 1e-3, betas 0.9, 0.999)
+  in the first phase.
+
+``--merge`` adds this run's rows to the saved ``root_defaults.json`` (another recipe, same settings).
 
 With ``--parallel 2`` two runs share the machine, one torch thread each. Writes
 ``benchmarks/results/root_defaults.json`` and ``root_defaults.md``.
@@ -35,6 +39,8 @@ RECIPES = {
     "adam": ["optimizer=adam", "trainer.max_steps=1000000"],
     "defaults": [],
     "gauss_newton": ["optimizer=adam_gauss_newton"],
+    "quasi_newton_plain_adam": ["optimizer.phases.adam.optimizer.lr=1e-3",
+                                "optimizer.phases.adam.optimizer.betas=[0.9,0.999]"],
 }
 
 
@@ -71,6 +77,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--merge", action="store_true", help="add to the saved results instead of replacing them")
     args = parser.parse_args()
     out = REPO / "outputs" / "root_defaults" / time.strftime("%Y-%m-%d_%H-%M-%S")
     jobs = [(p, r, seed) for seed in args.seeds for p in args.problems for r in args.recipes]
@@ -85,6 +92,14 @@ def main() -> None:
     record = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"), "minutes": args.minutes,
               "parallel": args.parallel, "seeds": args.seeds, "problems": args.problems, "recipes": args.recipes,
               "rows": rows}
+    saved = RESULTS / "root_defaults.json"
+    if args.merge and saved.exists():
+        old = json.loads(saved.read_text())
+        if (old["minutes"], old.get("parallel"), old.get("seeds")) != (args.minutes, args.parallel, args.seeds):
+            raise SystemExit("--merge: the saved results used other minutes, parallel runs or seeds")
+        recipes = list(dict.fromkeys([*old.get("recipes", []), *args.recipes]))
+        record = {**old, "recipes": recipes, "rows": [r for r in old["rows"] if r["recipe"] not in args.recipes] + rows,
+                  "command": f"{old['command']}; {command}"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "root_defaults.json").write_text(json.dumps(record, indent=1))
     (RESULTS / "root_defaults.md").write_text(table(record))
