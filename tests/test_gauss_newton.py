@@ -113,3 +113,27 @@ def test_what_gauss_newton_cannot_run_is_refused_before_training(tmp_path, optio
     with pytest.raises(ConfigError, match=message):
         small_trainer(tmp_path, max_steps=5, precision=precision).fit(m)
     assert m.global_step == 0
+
+
+def test_periodic_pairs_and_observations_are_in_the_vector_and_the_jacobian():
+    spec = {"_target_": "lightning_pinn.Problem", "coords": {"x": [0.0, 1.0], "t": [0.0, 1.0]}, "fields": ["u", "v"],
+            "equations": {"a": "u_t - v_xx", "b": "v_t - u"}, "collocation_points": 32,
+            "conditions": {"periodic": {"periodic": "x", "points": 8, "weight": 3.0},
+                           "observed": {"data": "reference", "points": 6, "weight": 2.0}},
+            "reference": {"_target_": "lightning_pinn.Formula", "solution": {"u": "sin(x)*t", "v": "x*t"}}}
+    torch.manual_seed(0)
+    m = PINNModule(spec, MLP(2, 2, width=6, depth=2)).double()
+    least = LeastSquares(m)
+    points = m.training_points()
+    v = least.vector()
+    torch.testing.assert_close(v.square().sum(), m.total_loss(m.loss_terms(points)).detach(), rtol=1e-12, atol=0)
+    jac = least.jacobian()
+    params = [p for p in m.parameters() if p.requires_grad]
+    residuals = m.residuals(points)
+    flat = torch.cat([residuals[t] * (m.problem.terms[t].weight / len(residuals[t])) ** 0.5
+                      for name in points for t in m.problem.point_sets[name].terms])
+    torch.testing.assert_close(v, flat.detach(), rtol=1e-12, atol=1e-14)
+    for row in torch.randperm(len(v))[:12].tolist():
+        grads = torch.autograd.grad(flat[row], params, retain_graph=True, allow_unused=True)
+        expected = torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for g, p in zip(grads, params)])
+        torch.testing.assert_close(jac[row], expected, rtol=1e-9, atol=1e-11)

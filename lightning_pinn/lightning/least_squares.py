@@ -3,8 +3,9 @@
 For :class:`~lightning_pinn.optim.GaussNewton` phases. The loss with the problem's fixed weights is
 ``sum_t w_t mean(r_t^2) = ||v||^2`` with ``v`` the residuals of each term ``t`` scaled by
 ``sqrt(w_t / N_t)``. The Jacobian ``dv/dtheta`` comes from the jets engine (forward Taylor arithmetic,
-no nested autograd), through ``torch.func``: ``jacrev`` of one point's residuals, ``vmap``-ed over the
-points, which costs about one batched backward pass instead of one per residual.
+no nested autograd), through ``torch.func``: ``jacrev`` of one sample's residuals, ``vmap``-ed over the
+samples (a point; for a periodic condition, a pair of points), which costs about one batched backward
+pass instead of one per residual.
 """
 
 from __future__ import annotations
@@ -46,9 +47,8 @@ class LeastSquares:
         key: the config key to name in errors (``phases.<name>``).
 
     Raises:
-        ConfigError: when the network has no jet rules, a term is not one residual per point (periodic
-            pairs, observations), or the loss is balanced or causally weighted (Gauss-Newton minimizes the
-            problem's fixed-weight sum of squares).
+        ConfigError: when the network has no jet rules, or the loss is balanced or causally weighted
+            (Gauss-Newton minimizes the problem's fixed-weight sum of squares).
     """
 
     def __init__(self, module: Any, key: str = "phases"):
@@ -57,11 +57,6 @@ class LeastSquares:
         if reason is not None:
             raise ConfigError(f"{key}: Gauss-Newton takes its Jacobian from the jets engine, which cannot run this "
                               f"network: {reason}")
-        paired = [name for name, term in problem.terms.items()
-                  if isinstance(term.residual, (PeriodicResidual, ObservationResidual))]
-        if paired:
-            raise ConfigError(f"{key}: Gauss-Newton takes one residual per point, and the terms {paired} are pairs or "
-                              "observations; use net.periodic for exact periodicity, or another phase")
         weighted = module.weighted_loss
         if not isinstance(weighted.balancer, FixedWeights) or weighted.causal is not None:
             raise ConfigError(f"{key}: Gauss-Newton minimizes the problem's fixed-weight sum of squares; set "
@@ -72,12 +67,21 @@ class LeastSquares:
         # not registered on the PINNModule (this object is no nn.Module), so the PINNModule holds no cycle
         self.names = [f"pinn.{name}" for name, p in module.named_parameters() if p.requires_grad]
 
+    def _samples(self, set_name: str, x: Tensor) -> Tensor:
+        """``(S, rows, width)``: the set's points one sample each, a periodic set's rows ``i`` and ``m + i`` together."""
+        if self.module.problem.point_sets[set_name].periodic is not None:
+            m = len(x) // 2
+            return torch.stack([x[:m], x[m:]], dim=1)
+        return x[:, None, :]
+
     def _scales(self, points: dict[str, Tensor]) -> dict[str, dict[str, float]]:
+        """Per set and term, ``sqrt(w / entries)``: each term's loss is the mean square of its entries."""
         problem = self.module.problem
         out = {}
         for set_name, x in points.items():
-            terms = problem.point_sets[set_name].terms
-            out[set_name] = {name: (problem.terms[name].weight / len(x)) ** 0.5 for name in terms}
+            samples = len(self._samples(set_name, x))
+            out[set_name] = {name: (problem.terms[name].weight / (samples * _entries(problem.terms[name].residual))) ** 0.5
+                             for name in problem.point_sets[set_name].terms}
         return out
 
     def vector(self) -> Tensor:
@@ -96,11 +100,21 @@ class LeastSquares:
         params = {name: p.detach() for name, p in self._sets.named_parameters() if name in self.names}
         blocks = []
         for set_name, x in points.items():
-            def one(theta: dict[str, Tensor], row: Tensor, set_name: str = set_name) -> Tensor:
-                return functional_call(self._sets, theta, (row[None], set_name, scales[set_name]))
+            def one(theta: dict[str, Tensor], sample: Tensor, set_name: str = set_name) -> Tensor:
+                return functional_call(self._sets, theta, (sample, set_name, scales[set_name]))
 
-            columns = vmap(jacrev(one), in_dims=(None, 0))(params, x)  # {name: (N, terms, *shape)}
-            terms = len(scales[set_name])
-            block = torch.cat([columns[name].reshape(len(x), terms, -1) for name in self.names], dim=2)  # (N, terms, P)
-            blocks.append(block.transpose(0, 1).flatten(0, 1))  # term by term, as vector() orders them
+            samples = self._samples(set_name, x)
+            columns = vmap(jacrev(one), in_dims=(None, 0))(params, samples)  # {name: (S, entries, *shape)}
+            entries = sum(_entries(self.module.problem.terms[t].residual) for t in scales[set_name])
+            block = torch.cat([columns[name].reshape(len(samples), entries, -1) for name in self.names], dim=2)
+            blocks.append(block.transpose(0, 1).flatten(0, 1))  # term by term, expression by expression, as vector()
         return torch.cat(blocks)
+
+
+def _entries(residual: Any) -> int:
+    """Residual entries per sample: one per expression of a periodic condition, per field of observations, else 1."""
+    if isinstance(residual, PeriodicResidual):
+        return len(residual.expressions)
+    if isinstance(residual, ObservationResidual):
+        return len(residual.fields)
+    return 1
