@@ -16,6 +16,7 @@ from lightning_pinn.lightning.least_squares import LeastSquares
 from lightning_pinn.optim import GaussNewton
 
 GN = {"_target_": "lightning_pinn.optim.GaussNewton", "max_iter": 1}
+ADAM_PHASE = {"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-2}, "steps": 3}
 
 
 def test_an_exponential_fit_recovers_its_parameters():
@@ -93,6 +94,15 @@ def test_a_resume_inside_a_gauss_newton_phase_continues_exactly(tmp_path):
     assert resumed.optimizers().optimizer.damping == straight.optimizers().optimizer.damping
 
 
+def test_a_network_over_the_limit_is_refused_before_training_starts(tmp_path):
+    torch.manual_seed(0)
+    big = PINNModule(poisson(), MLP(1, 1, width=80, depth=2), phases={"adam": ADAM_PHASE, "gn": {"optimizer": GN}})
+    with pytest.raises(ConfigError, match=r"^phases.gn.optimizer.max_params: Gauss-Newton solves a dense system of one "
+                                          r"row per parameter: 6,721 parameters"):
+        small_trainer(tmp_path, max_steps=5, precision="64-true").fit(big)
+    assert big.global_step == 0
+
+
 def test_a_network_over_the_limit_is_refused_with_its_sizes():
     with pytest.raises(ConfigError, match=r"^max_params: Gauss-Newton solves a dense system of one row per parameter: "
                                           r"6,000 parameters need a 6,000 x 6,000 matrix \(275 MiB in float64\) and a "
@@ -103,7 +113,8 @@ def test_a_network_over_the_limit_is_refused_with_its_sizes():
 
 @pytest.mark.parametrize("options, message", [
     ({"balancing": "gradnorm"}, r"^phases.gn: Gauss-Newton minimizes the problem's fixed-weight sum of squares; set "
-                                r"model.balancing=null and model.causal=null, or use another phase$"),
+                                r"model.balancing=null and model.causal=null, or use another phase "
+                                r"\(optimizer=adam_quasi_newton\)$"),
     ({"precision": "bf16-mixed"}, r"^phases.gn: Gauss-Newton needs an exact loss, and trainer.precision=bf16-mixed "
                                   r"rounds it to 16 bits"),
 ])

@@ -60,7 +60,8 @@ class LeastSquares:
         weighted = module.weighted_loss
         if not isinstance(weighted.balancer, FixedWeights) or weighted.causal is not None:
             raise ConfigError(f"{key}: Gauss-Newton minimizes the problem's fixed-weight sum of squares; set "
-                              "model.balancing=null and model.causal=null, or use another phase")
+                              "model.balancing=null and model.causal=null, or use another phase "
+                              "(optimizer=adam_quasi_newton)")
         self.module = module
         self.engine = JetEngine(module.net)
         self._sets = _SetResiduals(module, self.engine)

@@ -325,8 +325,13 @@ class PINNModule(pl.LightningModule):
             _check_phases(self.phases, self.trainer)
             if self.windows is not None:
                 self._plan_windows()
-            for phase in self.phases.phases:
-                if phase.least_squares:  # refuse what Gauss-Newton cannot run before training starts
+            trainable = [p for p in self.parameters() if p.requires_grad]
+            for phase in self.phases.phases:  # what a later phase cannot run is refused before training starts
+                try:
+                    phase.build(trainable)  # sizes: the dense methods' matrices (optimizers allocate state lazily)
+                except ConfigError as err:
+                    raise err.within(f"phases.{phase.name}.optimizer") from err
+                if phase.least_squares:
                     self._least_squares = LeastSquares(self, f"phases.{phase.name}")
             if any(type(c).__name__ == "PhysicsLoss" for c in self.trainer.callbacks):
                 raise ConfigError("callbacks: PhysicsLoss adds a problem's terms to the loss another module returns; a "
