@@ -331,18 +331,21 @@ class ModifiedMLPLayers(nn.Module):
         return self.output(h)
 
 
+def _activated_jet(module: nn.Module, name: str, inputs: Jet, index: JetIndex, path: str) -> Jet:
+    """The jet of ``module.activation(module.<name>(inputs))``: one dense layer of a gated network."""
+    linear = module.get_submodule(name)
+    return jet_through(module.activation, jet_through(linear, inputs, index, f"{path}.{name}"), index,
+                       f"{path}.activation")
+
+
 @register_jet_rule(ModifiedMLPLayers)
 def _modified_jet(module: ModifiedMLPLayers, jet: Jet, index: JetIndex, path: str) -> Jet:
-    def layer(name: str, linear: nn.Module, inputs: Jet) -> Jet:
-        return jet_through(module.activation, jet_through(linear, inputs, index, f"{path}.{name}"), index,
-                           f"{path}.activation")
-
-    u = layer("encoder_u", module.encoder_u, jet)
-    v = layer("encoder_v", module.encoder_v, jet)
+    u = _activated_jet(module, "encoder_u", jet, index, path)
+    v = _activated_jet(module, "encoder_v", jet, index, path)
     gap = Jet(v.value - u.value, v.coeffs - u.coeffs)
-    h = layer("hidden.0", module.hidden[0], jet)
+    h = _activated_jet(module, "hidden.0", jet, index, path)
     for k in range(1, len(module.hidden)):
-        gated = product(layer(f"hidden.{k}", module.hidden[k], h), gap, index)
+        gated = product(_activated_jet(module, f"hidden.{k}", h, index, path), gap, index)
         h = Jet(u.value + gated.value, u.coeffs + gated.coeffs)
     return jet_through(module.output, h, index, f"{path}.output")
 
@@ -403,20 +406,16 @@ class PirateLayers(nn.Module):
 
 @register_jet_rule(PirateLayers)
 def _pirate_jet(module: PirateLayers, jet: Jet, index: JetIndex, path: str) -> Jet:
-    def layer(name: str, linear: nn.Module, inputs: Jet) -> Jet:
-        return jet_through(module.activation, jet_through(linear, inputs, index, f"{path}.{name}"), index,
-                           f"{path}.activation")
-
-    u = layer("encoder_u", module.encoder_u, jet)
-    v = layer("encoder_v", module.encoder_v, jet)
+    u = _activated_jet(module, "encoder_u", jet, index, path)
+    v = _activated_jet(module, "encoder_v", jet, index, path)
     gap = Jet(u.value - v.value, u.coeffs - v.coeffs)
     h = jet
     for k, block in enumerate(module.blocks):
         z = h
         for j in (0, 1):  # Z = V + act(Z W_j + b_j) (U - V)
-            gated = product(layer(f"blocks.{k}.{j}", block[j], z), gap, index)
+            gated = product(_activated_jet(module, f"blocks.{k}.{j}", z, index, path), gap, index)
             z = Jet(v.value + gated.value, v.coeffs + gated.coeffs)
-        out = layer(f"blocks.{k}.2", block[2], z)
+        out = _activated_jet(module, f"blocks.{k}.2", z, index, path)
         alpha = module.alpha[k]
         h = Jet(h.value + alpha * (out.value - h.value), h.coeffs + alpha * (out.coeffs - h.coeffs))
     return jet_through(module.output, h, index, f"{path}.output")

@@ -570,6 +570,8 @@ class PINNModule(pl.LightningModule):
         self.window_nets.append(copy.deepcopy(self.net).requires_grad_(False))
         self.windows.advance(step)
         self._window_time_bounds()
+        if self.weighted_loss.causal is not None:
+            self.weighted_loss.causal.stage = 0  # the epsilon schedule starts over in every window
         self.collocation.redraw(step, self.device, self.dtype)
         lo, hi = self.windows.bounds()
         rank_zero_info(f"lightning-pinn: time window {self.windows.index + 1} of {self.windows.count} "
@@ -577,10 +579,9 @@ class PINNModule(pl.LightningModule):
         self._start_phase(0, step)
 
     def _window_time_bounds(self) -> None:
-        """Causal weighting over the current window's time interval, its schedule from the start."""
+        """Causal weighting over the current window's time interval."""
         if self.windows is not None and self.weighted_loss.causal is not None:
             self.weighted_loss.time_bounds = self.windows.bounds()
-            self.weighted_loss.causal.stage = 0 if self.windows.index else self.weighted_loss.causal.stage
 
     def _start_phase(self, index: int, step: int) -> None:
         """Make phase ``index`` current: its precision, its optimizer and scheduler in the trainer's strategy."""
