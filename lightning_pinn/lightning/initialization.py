@@ -146,8 +146,9 @@ def fit_output_layer(module: Any, ridge: float = 1e-10) -> str:
     matrix, target = torch.cat(rows), torch.cat(targets)
     n = matrix.shape[1]
     damping = (ridge * matrix.square().sum(1).max()) ** 0.5
+    # gelsd: the SVD solver, the minimum-norm solution also where the features are nearly dependent
     solution = torch.linalg.lstsq(torch.cat([matrix, damping * torch.eye(n, dtype=matrix.dtype)]),
-                                  torch.cat([target, target.new_zeros(n)])).solution
+                                  torch.cat([target, target.new_zeros(n)]), driver="gelsd").solution
     after = float((matrix @ solution - target).square().sum())
     theta = solution.reshape(layer.out_features, layer.in_features + 1)
     with torch.no_grad():
